@@ -1,0 +1,103 @@
+package policies
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"sigs.k8s.io/yaml"
+)
+
+// Decoder turns JSON or YAML into typed workload objects.
+type Decoder struct {
+	scheme *runtime.Scheme
+	strict runtime.Decoder
+	lax    runtime.Decoder
+}
+
+// NewDecoder returns a decoder for the workload kinds' API groups (core/v1, apps/v1, batch/v1).
+func NewDecoder() *Decoder {
+	s := runtime.NewScheme()
+	// AddToScheme only fails on conflicting registrations, which these groups do not have.
+	_ = corev1.AddToScheme(s)
+	_ = appsv1.AddToScheme(s)
+	_ = batchv1.AddToScheme(s)
+	return &Decoder{
+		scheme: s,
+		strict: serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer(),
+		lax:    serializer.NewCodecFactory(s).UniversalDeserializer(),
+	}
+}
+
+// TypeMeta is the apiVersion and kind of a document, read before decoding it.
+type TypeMeta struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+}
+
+// PeekKind reads a document's apiVersion and kind.
+func PeekKind(data []byte) (schema.GroupVersionKind, error) {
+	var tm TypeMeta
+	if err := yaml.Unmarshal(data, &tm); err != nil {
+		return schema.GroupVersionKind{}, err
+	}
+	if tm.Kind == "" {
+		return schema.GroupVersionKind{}, errors.New("missing kind")
+	}
+	if tm.APIVersion == "" {
+		return schema.GroupVersionKind{}, fmt.Errorf("%s: missing apiVersion", tm.Kind)
+	}
+	gv, err := schema.ParseGroupVersion(tm.APIVersion)
+	if err != nil {
+		return schema.GroupVersionKind{}, fmt.Errorf("parsing apiVersion %q: %w", tm.APIVersion, err)
+	}
+	return gv.WithKind(tm.Kind), nil
+}
+
+// IsWorkloadGroupKind reports whether objects of this group and kind are workloads.
+func IsWorkloadGroupKind(gk schema.GroupKind) bool {
+	switch gk {
+	case kindPod, kindDeployment, kindStatefulSet, kindDaemonSet, kindReplicaSet, kindJob, kindCronJob:
+		return true
+	}
+	return false
+}
+
+// Decode decodes a workload document of the given kind into its typed object. With strict
+// set, unknown and duplicate fields are errors naming each field, as kubectl's strict field
+// validation would report them.
+func (d *Decoder) Decode(data []byte, gvk schema.GroupVersionKind, strict bool) (runtime.Object, error) {
+	if !d.scheme.Recognizes(gvk) {
+		if IsWorkloadGroupKind(gvk.GroupKind()) {
+			return nil, fmt.Errorf("unsupported apiVersion %q for %s (want %s)", gvk.GroupVersion(), gvk.Kind, servedVersion(gvk.GroupKind()))
+		}
+		return nil, fmt.Errorf("%s is not a workload kind", gvk)
+	}
+	dec := d.lax
+	if strict {
+		dec = d.strict
+	}
+	obj, _, err := dec.Decode(data, &gvk, nil)
+	if err != nil {
+		if runtime.IsStrictDecodingError(err) {
+			return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "strict decoding error: "))
+		}
+		return nil, err
+	}
+	return obj, nil
+}
+
+func servedVersion(gk schema.GroupKind) string {
+	for _, gvk := range WorkloadKinds() {
+		if gvk.GroupKind() == gk {
+			return gvk.GroupVersion().String()
+		}
+	}
+	return ""
+}

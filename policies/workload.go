@@ -1,0 +1,226 @@
+package policies
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// ContainerKind says where a container sits in the pod spec.
+type ContainerKind int
+
+const (
+	// Regular is an entry of spec.containers.
+	Regular ContainerKind = iota
+	// Init is an entry of spec.initContainers (sidecars included).
+	Init
+	// Ephemeral is an entry of spec.ephemeralContainers.
+	Ephemeral
+)
+
+// ContainerRef is one container of a workload with its field path.
+type ContainerRef struct {
+	// Container aliases the object's container: a fix edits the object itself. For an
+	// ephemeral container it aliases the EphemeralContainerCommon, which has the same layout.
+	*corev1.Container
+	Kind ContainerKind
+	Path *field.Path
+}
+
+// LongRunning reports whether the container runs for the life of the pod: a regular
+// container, or a restartable init container (a sidecar).
+func (c ContainerRef) LongRunning() bool {
+	switch c.Kind {
+	case Regular:
+		return true
+	case Init:
+		return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+	}
+	return false
+}
+
+// Workload is the policy-relevant view of a pod-owning object. Its pointers alias the
+// object, so a fix edits the object itself.
+type Workload struct {
+	Object runtime.Object
+	Kind   schema.GroupKind
+	// Meta is the object's own metadata.
+	Meta *metav1.ObjectMeta
+	// Template is the pod template's metadata; for a Pod it is Meta.
+	Template *metav1.ObjectMeta
+	// TemplatePath is the field path of Template.
+	TemplatePath *field.Path
+	// Spec is the pod spec.
+	Spec *corev1.PodSpec
+	// SpecPath is spec, spec.template.spec or spec.jobTemplate.spec.template.spec.
+	SpecPath *field.Path
+	// Replicas is the desired replica count of a Deployment, StatefulSet or ReplicaSet
+	// (nil when unset there, meaning 1); nil for every other kind.
+	Replicas *int32
+
+	containers []ContainerRef
+	// skip names containers that an exception takes out of the policy being run.
+	skip map[string]bool
+}
+
+var (
+	kindPod         = schema.GroupKind{Kind: "Pod"}
+	kindDeployment  = schema.GroupKind{Group: "apps", Kind: "Deployment"}
+	kindStatefulSet = schema.GroupKind{Group: "apps", Kind: "StatefulSet"}
+	kindDaemonSet   = schema.GroupKind{Group: "apps", Kind: "DaemonSet"}
+	kindReplicaSet  = schema.GroupKind{Group: "apps", Kind: "ReplicaSet"}
+	kindJob         = schema.GroupKind{Group: "batch", Kind: "Job"}
+	kindCronJob     = schema.GroupKind{Group: "batch", Kind: "CronJob"}
+)
+
+// WorkloadKinds lists the kinds the engine evaluates, in a stable order.
+func WorkloadKinds() []schema.GroupVersionKind {
+	return []schema.GroupVersionKind{
+		corev1.SchemeGroupVersion.WithKind("Pod"),
+		appsv1.SchemeGroupVersion.WithKind("Deployment"),
+		appsv1.SchemeGroupVersion.WithKind("StatefulSet"),
+		appsv1.SchemeGroupVersion.WithKind("DaemonSet"),
+		appsv1.SchemeGroupVersion.WithKind("ReplicaSet"),
+		batchv1.SchemeGroupVersion.WithKind("Job"),
+		batchv1.SchemeGroupVersion.WithKind("CronJob"),
+	}
+}
+
+// NewWorkload returns the workload view of obj, or false when obj is not a workload kind.
+func NewWorkload(obj runtime.Object) (*Workload, bool) {
+	spec := field.NewPath("spec")
+	template := spec.Child("template")
+	w := &Workload{Object: obj}
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		w.Kind, w.Meta, w.Template, w.TemplatePath = kindPod, &o.ObjectMeta, &o.ObjectMeta, field.NewPath("metadata")
+		w.Spec, w.SpecPath = &o.Spec, spec
+	case *appsv1.Deployment:
+		w.Kind, w.Meta, w.Replicas = kindDeployment, &o.ObjectMeta, replicasOf(o.Spec.Replicas)
+		w.setTemplate(&o.Spec.Template, template)
+	case *appsv1.StatefulSet:
+		w.Kind, w.Meta, w.Replicas = kindStatefulSet, &o.ObjectMeta, replicasOf(o.Spec.Replicas)
+		w.setTemplate(&o.Spec.Template, template)
+	case *appsv1.DaemonSet:
+		w.Kind, w.Meta = kindDaemonSet, &o.ObjectMeta
+		w.setTemplate(&o.Spec.Template, template)
+	case *appsv1.ReplicaSet:
+		w.Kind, w.Meta, w.Replicas = kindReplicaSet, &o.ObjectMeta, replicasOf(o.Spec.Replicas)
+		w.setTemplate(&o.Spec.Template, template)
+	case *batchv1.Job:
+		w.Kind, w.Meta = kindJob, &o.ObjectMeta
+		w.setTemplate(&o.Spec.Template, template)
+	case *batchv1.CronJob:
+		w.Kind, w.Meta = kindCronJob, &o.ObjectMeta
+		w.setTemplate(&o.Spec.JobTemplate.Spec.Template, spec.Child("jobTemplate", "spec", "template"))
+	default:
+		return nil, false
+	}
+	w.containers = containerRefs(w.Spec, w.SpecPath)
+	return w, true
+}
+
+// replicasOf returns a non-nil count: unset means one replica.
+func replicasOf(r *int32) *int32 {
+	if r != nil {
+		return r
+	}
+	one := int32(1)
+	return &one
+}
+
+func (w *Workload) setTemplate(t *corev1.PodTemplateSpec, path *field.Path) {
+	w.Template, w.TemplatePath = &t.ObjectMeta, path.Child("metadata")
+	w.Spec, w.SpecPath = &t.Spec, path.Child("spec")
+}
+
+func containerRefs(spec *corev1.PodSpec, specPath *field.Path) []ContainerRef {
+	n := len(spec.InitContainers) + len(spec.Containers) + len(spec.EphemeralContainers)
+	if n == 0 {
+		return nil
+	}
+	refs := make([]ContainerRef, 0, n)
+	if len(spec.InitContainers) > 0 {
+		p := specPath.Child("initContainers")
+		for i := range spec.InitContainers {
+			refs = append(refs, ContainerRef{Container: &spec.InitContainers[i], Kind: Init, Path: p.Index(i)})
+		}
+	}
+	p := specPath.Child("containers")
+	for i := range spec.Containers {
+		refs = append(refs, ContainerRef{Container: &spec.Containers[i], Kind: Regular, Path: p.Index(i)})
+	}
+	if len(spec.EphemeralContainers) > 0 {
+		p := specPath.Child("ephemeralContainers")
+		for i := range spec.EphemeralContainers {
+			// EphemeralContainerCommon has exactly Container's fields, so the
+			// conversion is legal and lets every policy treat all three alike.
+			c := (*corev1.Container)(&spec.EphemeralContainers[i].EphemeralContainerCommon)
+			refs = append(refs, ContainerRef{Container: c, Kind: Ephemeral, Path: p.Index(i)})
+		}
+	}
+	return refs
+}
+
+// Containers returns the workload's init, regular and ephemeral containers in that order,
+// leaving out those an exception exempts from the policy being run.
+func (w *Workload) Containers() []ContainerRef {
+	if len(w.skip) == 0 {
+		return w.containers
+	}
+	out := make([]ContainerRef, 0, len(w.containers))
+	for _, c := range w.containers {
+		if !w.skip[c.Name] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Controlled reports whether a controller generated this object (it has a controller
+// owner reference): a ReplicaSet of a Deployment, a Job of a CronJob, a Pod of a
+// ReplicaSet, Job, StatefulSet or DaemonSet.
+func (w *Workload) Controlled() bool {
+	return metav1.GetControllerOfNoCopy(w.Meta) != nil
+}
+
+// Mirror reports whether the object is a static pod's mirror, which the API server cannot change.
+func (w *Workload) Mirror() bool {
+	if w.Kind != kindPod {
+		return false
+	}
+	_, ok := w.Meta.Annotations[corev1.MirrorPodAnnotationKey]
+	return ok
+}
+
+// RunsToCompletion reports whether the pod exits when its work is done (a Job, a CronJob,
+// or a Pod whose restartPolicy is not Always), so that health probes do not apply.
+func (w *Workload) RunsToCompletion() bool {
+	switch w.Kind {
+	case kindJob, kindCronJob:
+		return true
+	case kindPod:
+		return w.Spec.RestartPolicy != "" && w.Spec.RestartPolicy != corev1.RestartPolicyAlways
+	}
+	return false
+}
+
+// podSecurityContext returns the pod's security context, creating it when create is true.
+func (w *Workload) podSecurityContext(create bool) *corev1.PodSecurityContext {
+	if w.Spec.SecurityContext == nil && create {
+		w.Spec.SecurityContext = &corev1.PodSecurityContext{}
+	}
+	return w.Spec.SecurityContext
+}
+
+// securityContext returns the container's security context, creating it when create is true.
+func securityContext(c *corev1.Container, create bool) *corev1.SecurityContext {
+	if c.SecurityContext == nil && create {
+		c.SecurityContext = &corev1.SecurityContext{}
+	}
+	return c.SecurityContext
+}
