@@ -1,0 +1,62 @@
+package policies
+
+import (
+	"strconv"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// host-isolation keeps pods out of the node's namespaces and filesystem. It forbids:
+//
+//   - hostNetwork, hostPID and hostIPC set to true;
+//   - hostPath volumes (reported at volumes[i].hostPath, naming the volume and the path);
+//   - a non-zero hostPort on any container port, init and ephemeral containers included.
+//
+// A hostPort of 0 (unset) is fine: the kubelet defaults hostPort to the containerPort only
+// when hostNetwork is true, which is forbidden on its own.
+//
+// The policy applies to Windows pods too (a HostProcess pod needs hostNetwork and so needs
+// an exception). It has no fix: only the workload's author can say what the pod should use
+// instead of the host's resources.
+func hostIsolation(cfg Settings) Policy {
+	return Policy{
+		ID:          "host-isolation",
+		Description: "Pods do not use the host's network, PID or IPC namespace, hostPath volumes or host ports.",
+		Fields: []string{
+			"hostNetwork",
+			"hostPID",
+			"hostIPC",
+			"volumes[*].hostPath",
+			"{initContainers,containers,ephemeralContainers}[*].ports[*].hostPort",
+		},
+		DefaultAction: ActionEnforce,
+		Check: func(w *Workload) field.ErrorList {
+			var errs field.ErrorList
+			s := w.Spec
+			if s.HostNetwork {
+				errs = append(errs, field.Forbidden(w.SpecPath.Child("hostNetwork"), "the pod must not use the host's network namespace: remove hostNetwork: true"))
+			}
+			if s.HostPID {
+				errs = append(errs, field.Forbidden(w.SpecPath.Child("hostPID"), "the pod must not use the host's PID namespace: remove hostPID: true"))
+			}
+			if s.HostIPC {
+				errs = append(errs, field.Forbidden(w.SpecPath.Child("hostIPC"), "the pod must not use the host's IPC namespace: remove hostIPC: true"))
+			}
+			for i := range s.Volumes {
+				if hp := s.Volumes[i].HostPath; hp != nil {
+					errs = append(errs, field.Forbidden(w.SpecPath.Child("volumes").Index(i).Child("hostPath"),
+						"volume "+strconv.Quote(s.Volumes[i].Name)+" must not mount the host path "+strconv.Quote(hp.Path)+": use an emptyDir, a persistentVolumeClaim or a configMap"))
+				}
+			}
+			for _, c := range w.Containers() {
+				for j := range c.Ports {
+					if hp := c.Ports[j].HostPort; hp != 0 {
+						errs = append(errs, field.Forbidden(c.Path.Child("ports").Index(j).Child("hostPort"),
+							containerPhrase(c.Name)+" must not bind host port "+strconv.Itoa(int(hp))+": expose the port through a Service"))
+					}
+				}
+			}
+			return errs
+		},
+	}
+}

@@ -1,0 +1,191 @@
+package policies
+
+import (
+	"math"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// resource-limits requires every init and regular container (sidecars included) to set
+// resources.requests and resources.limits for cpu and memory, each positive, with the
+// request not above the limit and, when maxLimitRequestRatio is set (Loom's default: 5),
+// the limit at most that many times the request. Loom's guide asks for requests 100m/256Mi
+// and limits 500m/512Mi; it recommends limits 2–3× the requests, yet its own CPU example is
+// 5× (LOOM.md, "guide's resources"), so the default ceiling is 5 and that example passes.
+// Ephemeral containers are not checked: the API forbids resources on them.
+//
+// A missing request is a violation even when the limit is set. The API server copies a
+// missing request from the limit when it defaults a Pod, before admission, but it does not
+// do so for the pod template of a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or
+// CronJob, which is what people write; a template that relies on that defaulting gets
+// requests equal to its limits, which is rarely what was meant.
+//
+// The fix fills only what is missing, from the config's defaults, and never changes an
+// explicit value. When a default does not fit next to an explicit value — a default
+// request above an explicit limit, a default limit below an explicit request, or a pair
+// beyond the ratio — it takes the explicit value instead (request = limit), as Kubernetes
+// does for a Pod that sets only limits. It leaves a resource alone when the explicit value
+// is zero or negative: that is a mistake for a person to correct.
+func resourceLimits(cfg ResourceLimitsConfig) Policy {
+	rules := [...]resourceRule{
+		newResourceRule(corev1.ResourceCPU, true, cfg.Defaults.Requests.CPU, cfg.Defaults.Limits.CPU),
+		newResourceRule(corev1.ResourceMemory, false, cfg.Defaults.Requests.Memory, cfg.Defaults.Limits.Memory),
+	}
+	ratio := cfg.MaxLimitRequestRatio
+	return Policy{
+		ID:          "resource-limits",
+		Description: "Init and regular containers set cpu and memory requests and limits, within the limit/request ratio.",
+		Fields: []string{
+			"{initContainers,containers}[*].resources.requests",
+			"{initContainers,containers}[*].resources.limits",
+		},
+		DefaultAction: ActionEnforce,
+		Check: func(w *Workload) field.ErrorList {
+			var errs field.ErrorList
+			for _, c := range w.Containers() {
+				if c.Kind == Ephemeral {
+					continue
+				}
+				for i := range rules {
+					errs = rules[i].check(errs, c, ratio)
+				}
+			}
+			return errs
+		},
+		Fix: func(w *Workload) bool {
+			changed := false
+			for _, c := range w.Containers() {
+				if c.Kind == Ephemeral {
+					continue
+				}
+				for i := range rules {
+					if rules[i].fix(c.Container, ratio) {
+						changed = true
+					}
+				}
+			}
+			return changed
+		},
+	}
+}
+
+// resourceRule checks and fills one resource (cpu or memory).
+type resourceRule struct {
+	name corev1.ResourceName
+	// milli compares amounts in thousandths (cpu); memory compares whole bytes, whose
+	// thousandths would overflow for large quantities.
+	milli bool
+	// defReq and defLim are the parsed defaults; nil when the config leaves them unset or
+	// invalid (an engine is only built from a validated config, but Validate itself builds
+	// the catalog to list the policy IDs).
+	defReq, defLim *resource.Quantity
+}
+
+func newResourceRule(name corev1.ResourceName, milli bool, req, lim string) resourceRule {
+	return resourceRule{name: name, milli: milli, defReq: parseDefaultQuantity(req), defLim: parseDefaultQuantity(lim)}
+}
+
+func parseDefaultQuantity(s string) *resource.Quantity {
+	q, err := resource.ParseQuantity(s)
+	if err != nil || q.Sign() <= 0 {
+		return nil
+	}
+	return &q
+}
+
+// amount returns q in the rule's unit, as a float for ratios.
+func (r *resourceRule) amount(q *resource.Quantity) float64 {
+	if r.milli {
+		return float64(q.MilliValue())
+	}
+	return float64(q.Value())
+}
+
+// exceeds reports whether lim/req is above ratio (0: no ceiling); req is positive.
+func (r *resourceRule) exceeds(req, lim *resource.Quantity, ratio float64) bool {
+	return ratio > 0 && r.amount(lim)/r.amount(req) > ratio
+}
+
+func (r *resourceRule) check(errs field.ErrorList, c ContainerRef, ratio float64) field.ErrorList {
+	req, hasReq := c.Resources.Requests[r.name]
+	lim, hasLim := c.Resources.Limits[r.name]
+	if hasReq && hasLim && req.Sign() > 0 && lim.Sign() > 0 && req.Cmp(lim) <= 0 && !r.exceeds(&req, &lim, ratio) {
+		return errs // the passing path: no allocation
+	}
+	name := strconv.Quote(c.Name)
+	res := string(r.name)
+	reqPath := c.Path.Child("resources", "requests").Key(res)
+	limPath := c.Path.Child("resources", "limits").Key(res)
+	if !hasReq {
+		errs = append(errs, field.Required(reqPath, "container "+name+" must set a "+res+" request"))
+	} else if req.Sign() <= 0 {
+		errs = append(errs, field.Invalid(reqPath, req.String(), "container "+name+" must request a positive amount of "+res))
+		hasReq = false
+	}
+	if !hasLim {
+		errs = append(errs, field.Required(limPath, "container "+name+" must set a "+res+" limit"))
+	} else if lim.Sign() <= 0 {
+		errs = append(errs, field.Invalid(limPath, lim.String(), "container "+name+" must set a positive "+res+" limit"))
+		hasLim = false
+	}
+	if !hasReq || !hasLim {
+		return errs
+	}
+	if req.Cmp(lim) > 0 {
+		return append(errs, field.Invalid(reqPath, req.String(),
+			"container "+name+" "+res+" request "+req.String()+" exceeds its limit "+lim.String()))
+	}
+	return append(errs, field.Invalid(limPath, lim.String(),
+		"container "+name+" "+res+" limit "+lim.String()+" is "+formatRatio(r.amount(&lim)/r.amount(&req))+
+			"× its request "+req.String()+"; at most "+formatRatio(ratio)+"× is allowed"))
+}
+
+// fix fills a missing request or limit; see resourceLimits.
+func (r *resourceRule) fix(c *corev1.Container, ratio float64) bool {
+	req, hasReq := c.Resources.Requests[r.name]
+	lim, hasLim := c.Resources.Limits[r.name]
+	switch {
+	case hasReq && hasLim:
+		return false
+	case !hasReq && !hasLim:
+		if r.defReq == nil || r.defLim == nil {
+			return false
+		}
+		setQuantity(&c.Resources.Requests, r.name, *r.defReq)
+		setQuantity(&c.Resources.Limits, r.name, *r.defLim)
+	case hasLim: // the request is missing
+		if r.defReq == nil || lim.Sign() <= 0 {
+			return false
+		}
+		if r.defReq.Cmp(lim) > 0 || r.exceeds(r.defReq, &lim, ratio) {
+			setQuantity(&c.Resources.Requests, r.name, lim)
+		} else {
+			setQuantity(&c.Resources.Requests, r.name, *r.defReq)
+		}
+	default: // the limit is missing
+		if r.defLim == nil || req.Sign() <= 0 {
+			return false
+		}
+		if req.Cmp(*r.defLim) > 0 || r.exceeds(&req, r.defLim, ratio) {
+			setQuantity(&c.Resources.Limits, r.name, req)
+		} else {
+			setQuantity(&c.Resources.Limits, r.name, *r.defLim)
+		}
+	}
+	return true
+}
+
+func setQuantity(l *corev1.ResourceList, name corev1.ResourceName, q resource.Quantity) {
+	if *l == nil {
+		*l = corev1.ResourceList{}
+	}
+	(*l)[name] = q.DeepCopy()
+}
+
+// formatRatio renders a ratio with at most two decimals: 5, 2.5, 3.33.
+func formatRatio(r float64) string {
+	return strconv.FormatFloat(math.Round(r*100)/100, 'f', -1, 64)
+}

@@ -1,0 +1,111 @@
+package policies
+
+import (
+	"slices"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// seccomp-profile requires every container (init, regular and ephemeral) to run under a
+// seccomp profile whose type is one of the config's allowedTypes (default RuntimeDefault and
+// Localhost). The effective profile is the container's securityContext.seccompProfile, else
+// the pod's. Unset (which the kubelet runs as Unconfined) and Unconfined are violations; a
+// Localhost profile must name its file in localhostProfile.
+//
+// An explicit container profile is reported at the container's field. A missing or wrong
+// profile that containers inherit from the pod is reported once, at the pod's
+// securityContext.seccompProfile (its type or localhostProfile when the pod sets a wrong
+// one), naming those containers.
+//
+// The fix sets the pod-level profile to {type: RuntimeDefault} when the pod has none and some
+// container inherits it, and only if RuntimeDefault is allowed (it cannot invent a Localhost
+// profile). It never changes an explicit profile, so an explicit Unconfined stays a violation.
+//
+// Windows pods (spec.os.name: windows) are skipped: the API server refuses seccompProfile there.
+func seccompProfile(cfg SeccompProfileConfig) Policy {
+	allowed := make([]corev1.SeccompProfileType, len(cfg.AllowedTypes))
+	for i, t := range cfg.AllowedTypes {
+		allowed[i] = corev1.SeccompProfileType(t)
+	}
+	fixable := slices.Contains(allowed, corev1.SeccompProfileTypeRuntimeDefault)
+	setType := "set seccompProfile.type to " + quotedList(cfg.AllowedTypes)
+	// problem returns the violation of an explicit profile, or nil. subject names the
+	// containers; onPod says that they inherit the profile from the pod.
+	problem := func(prof *corev1.SeccompProfile, p *field.Path, subject string, onPod bool) *field.Error {
+		where, fix := "", setType
+		if onPod {
+			where, fix = " (set on the pod)", setType+" on the pod or on each container"
+		}
+		switch {
+		case !slices.Contains(allowed, prof.Type):
+			return field.Invalid(p.Child("type"), string(prof.Type),
+				subject+" must not run with seccomp profile "+strconv.Quote(string(prof.Type))+where+"; "+fix)
+		case prof.Type == corev1.SeccompProfileTypeLocalhost && (prof.LocalhostProfile == nil || *prof.LocalhostProfile == ""):
+			return field.Required(p.Child("localhostProfile"),
+				subject+" must run with a named Localhost seccomp profile"+where+": set localhostProfile to the profile's file")
+		}
+		return nil
+	}
+	return Policy{
+		ID:          "seccomp-profile",
+		Description: "Containers run under an allowed seccomp profile (RuntimeDefault or Localhost), never Unconfined.",
+		Fields: []string{
+			"securityContext.seccompProfile",
+			"{initContainers,containers,ephemeralContainers}[*].securityContext.seccompProfile",
+			"os.name",
+		},
+		DefaultAction: ActionEnforce,
+		Check: func(w *Workload) field.ErrorList {
+			if windowsPod(w) {
+				return nil
+			}
+			var pod *corev1.SeccompProfile
+			if w.Spec.SecurityContext != nil {
+				pod = w.Spec.SecurityContext.SeccompProfile
+			}
+			podOK := pod != nil && slices.Contains(allowed, pod.Type) &&
+				(pod.Type != corev1.SeccompProfileTypeLocalhost || (pod.LocalhostProfile != nil && *pod.LocalhostProfile != ""))
+			var errs field.ErrorList
+			var inherit []string
+			for _, c := range w.Containers() {
+				if c.SecurityContext != nil && c.SecurityContext.SeccompProfile != nil {
+					if err := problem(c.SecurityContext.SeccompProfile, c.Path.Child("securityContext", "seccompProfile"), containerPhrase(c.Name), false); err != nil {
+						errs = append(errs, err)
+					}
+					continue
+				}
+				if !podOK {
+					inherit = append(inherit, c.Name)
+				}
+			}
+			if len(inherit) > 0 {
+				p := w.SpecPath.Child("securityContext", "seccompProfile")
+				if pod == nil {
+					errs = append(errs, field.Required(p, containersPhrase(inherit)+" must run under a seccomp profile: "+setType+" on the pod or on each container"))
+				} else {
+					errs = append(errs, problem(pod, p, containersPhrase(inherit), true))
+				}
+			}
+			return errs
+		},
+		Fix: func(w *Workload) bool {
+			if !fixable || windowsPod(w) || (w.Spec.SecurityContext != nil && w.Spec.SecurityContext.SeccompProfile != nil) {
+				return false
+			}
+			inherits := false
+			for _, c := range w.Containers() {
+				if c.SecurityContext == nil || c.SecurityContext.SeccompProfile == nil {
+					inherits = true
+					break
+				}
+			}
+			if !inherits {
+				return false
+			}
+			w.podSecurityContext(true).SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+			return true
+		},
+	}
+}
