@@ -240,7 +240,7 @@ func LoadConfig(data []byte) (*Config, field.ErrorList) {
 	}
 	js, err := yaml.YAMLToJSON(data)
 	if err != nil {
-		return nil, field.ErrorList{field.Invalid(field.NewPath(""), nil, err.Error())}
+		return nil, field.ErrorList{field.Invalid(field.NewPath(""), field.OmitValueType{}, err.Error())}
 	}
 	if bytes.Equal(bytes.TrimSpace(js), []byte("null")) {
 		return cfg, nil
@@ -249,7 +249,7 @@ func LoadConfig(data []byte) (*Config, field.ErrorList) {
 	// unless it sets its own, which the overlay does naturally.
 	strict, err := kjson.UnmarshalStrict(js, cfg)
 	if err != nil {
-		return nil, field.ErrorList{field.Invalid(field.NewPath(""), nil, err.Error())}
+		return nil, field.ErrorList{field.Invalid(field.NewPath(""), field.OmitValueType{}, err.Error())}
 	}
 	var errs field.ErrorList
 	for _, s := range strict {
@@ -258,7 +258,7 @@ func LoadConfig(data []byte) (*Config, field.ErrorList) {
 			errs = append(errs, strictError(fe))
 			continue
 		}
-		errs = append(errs, field.Invalid(field.NewPath(""), nil, s.Error()))
+		errs = append(errs, field.Invalid(field.NewPath(""), field.OmitValueType{}, s.Error()))
 	}
 	errs = append(errs, cfg.Validate()...)
 	if len(errs) > 0 {
@@ -276,11 +276,11 @@ func strictError(fe kjson.FieldError) *field.Error {
 		if isPolicyKey(fe.FieldPath()) {
 			return field.NotSupported(p, strings.TrimPrefix(fe.FieldPath(), "policies."), sortedKeys(policyIDs(DefaultConfig())))
 		}
-		return field.Invalid(p, nil, "unknown field")
+		return field.Invalid(p, field.OmitValueType{}, "unknown field")
 	case strings.Contains(msg, "duplicate field"):
 		return field.Duplicate(p, nil)
 	}
-	return field.Invalid(p, nil, msg)
+	return field.Invalid(p, field.OmitValueType{}, msg)
 }
 
 // isPolicyKey reports whether a dotted path names a key directly under policies.

@@ -59,9 +59,9 @@ policies:
     requireDigests: true
 `,
 		want: []string{
-			`defaultActon: Invalid value: null: unknown field`,
+			`defaultActon: Invalid value: unknown field`,
 			`policies.no-such-policy: Unsupported value: "no-such-policy"`,
-			`policies.image-tag.requireDigests: Invalid value: null: unknown field`,
+			`policies.image-tag.requireDigests: Invalid value: unknown field`,
 		},
 	}, {
 		name: "bad values",
