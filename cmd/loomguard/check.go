@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/loomguard/loomguard/policies"
+)
+
+const inputHelp = `Inputs (-f, repeatable): files, directories and "-" for stdin. A directory is
+read recursively: every .yaml, .yml and .json file below it, in lexical order, except
+hidden files and directories (.git, .github, ...). A named file is read whatever its
+extension. A YAML file may hold several documents separated by "---"; a JSON file holds
+one object or a stream of objects. A v1 List is read item by item, and an
+admission.k8s.io/v1 AdmissionReview stands for its request.object (in request.namespace
+when the object names none). Documents with only comments are not evaluated.
+
+Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs and CronJobs are decoded
+strictly (an unknown or duplicate field is an input error) and evaluated in their own
+namespace, else in --namespace. Every other kind is counted and skipped.`
+
+const checkExitCodes = `  0  no violation of an enforced policy
+  1  at least one violation of an enforced policy
+  2  usage, config or input error (unreadable path, invalid YAML, unknown field, ...);
+     the report still covers every document that could be evaluated`
+
+func checkCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	f := newFlags(commandHelp{
+		name:  "check",
+		usage: "check -f PATH [-f PATH]... [--config FILE] [-o text|json|sarif|junit] [-n NAMESPACE] [-v]",
+		description: `Evaluate manifests against loomguard's policies, with the same engine, config and
+messages as the admission webhook: what check denies, the cluster denies.
+
+` + inputHelp + `
+
+Output formats (-o):
+  text   (default) each workload with violations, as kubectl shows a denial:
+           deploy.yaml#0 Deployment loom/web: denied
+             [image-tag] spec.template.spec.containers[0].image: ... (enforce)
+         then a summary line; -v also lists allowed workloads, exemptions, waivers
+         and skipped objects. "#0" is the 0-based index of the document in its
+         file, not counting documents that hold only comments; ".items[1]" names
+         an item of a List.
+  json   {"summary":{...},"results":[...]}: every workload, allowed ones included
+  sarif  SARIF 2.1.0, one rule per policy (for code-scanning uploads)
+  junit  JUnit XML: a testsuite per file, a testcase per workload and policy; enforced
+         violations fail, warn and audit violations are printed in system-out
+
+Input errors are printed on stderr, one line each, naming the file, the document and
+its line: loomguard: bad.yaml: document 2 (line 14): <error>.`,
+		exitCodes: checkExitCodes,
+		examples: `  loomguard check -f manifests/
+  loomguard check -f deploy.yaml -f service.yaml --config loomguard.yaml
+  kustomize build overlays/prod | loomguard check -f - -n loom
+  loomguard check -f manifests/ -o sarif > loomguard.sarif
+  loomguard check -f manifests/ -o junit > loomguard-junit.xml`,
+	}, stderr)
+	files := f.StringArrayP("filename", "f", nil, "`PATH` to check: a file, a directory, or - for stdin; repeatable")
+	configPath := f.StringP("config", "c", "", "loomguard config `FILE` (default: the built-in Loom defaults)")
+	output := newChoice("text", "text", "json", "sarif", "junit")
+	f.VarP(output, "output", "o", "output format: text, json, sarif or junit")
+	namespace := f.StringP("namespace", "n", "default", "evaluate workloads that name no namespace in `NAMESPACE`")
+	verbose := f.BoolP("verbose", "v", false, "text output: also list allowed workloads, waivers and skipped objects")
+	if code, done := f.parse(args, stdout, stderr); done {
+		return code
+	}
+	if len(*files) == 0 {
+		return f.usageError(stderr, "no input: give at least one -f PATH (- for stdin)")
+	}
+	if *namespace == "" {
+		return f.usageError(stderr, "--namespace must not be empty")
+	}
+	engine, ok := loadEngine(*configPath, stderr)
+	if !ok {
+		return exitError
+	}
+
+	r := newReader(engine, *namespace)
+	docs, sources, errs := r.scan(ctx, *files, stdin)
+	res := &checkResult{engine: engine, sources: sources, errors: errs}
+	for _, pd := range docs {
+		for _, e := range pd.entries {
+			if e.workload != nil {
+				r.evaluate(e)
+			}
+			res.entries = append(res.entries, e)
+		}
+	}
+	for _, err := range errs {
+		fmt.Fprintf(stderr, "loomguard: %v\n", err)
+	}
+	if len(res.entries) == 0 && len(errs) == 0 {
+		fmt.Fprintf(stderr, "loomguard: no objects found in %s\n", strings.Join(*files, ", "))
+		res.errors = append(res.errors, fileError(strings.Join(*files, ", "), errors.New("no objects found")))
+	}
+	if err := res.write(stdout, output.value, *verbose); err != nil {
+		fmt.Fprintf(stderr, "loomguard: writing %s report: %v\n", output.value, err)
+		return exitError
+	}
+	return res.exitCode()
+}
+
+// checkResult is everything a check run found.
+type checkResult struct {
+	engine  *policies.Engine
+	sources []string // the sources read, in order
+	entries []*entry // every object, workloads evaluated
+	errors  []*inputError
+}
+
+func (c *checkResult) write(w io.Writer, format string, verbose bool) error {
+	switch format {
+	case "json":
+		return writeJSON(w, c)
+	case "sarif":
+		return writeSARIF(w, c)
+	case "junit":
+		return writeJUnit(w, c)
+	}
+	return writeText(w, c, verbose)
+}
+
+// exitCode is 2 with any input error, else 1 with any enforced violation, else 0.
+func (c *checkResult) exitCode() int {
+	if len(c.errors) > 0 {
+		return exitError
+	}
+	for _, e := range c.entries {
+		if e.workload != nil && e.report.Decision() == policies.Denied {
+			return exitViolations
+		}
+	}
+	return exitOK
+}
+
+// summary counts the objects, workloads, decisions and violations.
+type summary struct {
+	objects, workloads         int
+	denied, warned, allowed    int
+	violations                 int
+	enforced, warnings, audits int
+}
+
+func (c *checkResult) summary() summary {
+	var s summary
+	for _, e := range c.entries {
+		s.objects++
+		if e.workload == nil {
+			continue
+		}
+		s.workloads++
+		switch e.report.Decision() {
+		case policies.Denied:
+			s.denied++
+		case policies.Warned:
+			s.warned++
+		default:
+			s.allowed++
+		}
+		s.violations += len(e.report.Violations)
+		s.enforced += e.report.Count(policies.ActionEnforce)
+		s.warnings += e.report.Count(policies.ActionWarn)
+		s.audits += e.report.Count(policies.ActionAudit)
+	}
+	return s
+}

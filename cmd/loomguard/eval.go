@@ -1,0 +1,417 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/yaml"
+
+	"github.com/loomguard/loomguard/policies"
+)
+
+// loadEngine builds the engine from --config, or from the default config when path is
+// empty. Every config error is printed on its own line, naming the file.
+func loadEngine(path string, stderr io.Writer) (*policies.Engine, bool) {
+	cfg := policies.DefaultConfig()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "loomguard: config %s: %v\n", path, unwrapPath(err))
+			return nil, false
+		}
+		var errs []error
+		cfg, errs = loadConfig(data)
+		if len(errs) > 0 {
+			for _, err := range errs {
+				fmt.Fprintf(stderr, "loomguard: config %s: %v\n", path, err)
+			}
+			return nil, false
+		}
+	}
+	e, err := policies.NewEngine(cfg, time.Now)
+	if err != nil {
+		fmt.Fprintf(stderr, "loomguard: config %s: %v\n", path, err)
+		return nil, false
+	}
+	return e, true
+}
+
+// loadConfig wraps policies.LoadConfig, printing an error without a field path (a YAML
+// syntax error) as its detail alone.
+func loadConfig(data []byte) (*policies.Config, []error) {
+	cfg, ferrs := policies.LoadConfig(data)
+	root := field.NewPath("").String()
+	errs := make([]error, 0, len(ferrs))
+	for _, fe := range ferrs {
+		if fe.Field == "" || fe.Field == root {
+			errs = append(errs, errors.New(fe.Detail))
+			continue
+		}
+		errs = append(errs, fe)
+	}
+	return cfg, errs
+}
+
+// unwrapPath drops the operation and path from an os error whose path is already named.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// entry is one object of the input: a document, an item of a List, or the object of an
+// AdmissionReview.
+type entry struct {
+	doc  *document
+	item int // index in a List's items; -1 otherwise
+	// pointer is the object's JSON pointer inside its document: "", "/items/3" or
+	// "/request/object".
+	pointer string
+	gvk     schema.GroupVersionKind
+	name    string // metadata.name, else metadata.generateName
+	// namespace is the object's own namespace; for a workload without one, the
+	// AdmissionReview's namespace, else --namespace.
+	namespace string
+	raw       []byte // the object's JSON
+	// workload is the typed workload; nil for every other kind.
+	workload *policies.Workload
+	report   policies.Report
+}
+
+// location is how the entry is named in reports: source#document, plus .items[i].
+func (e *entry) location() string {
+	s := e.doc.source + "#" + strconv.Itoa(e.doc.index)
+	if e.item >= 0 {
+		s += ".items[" + strconv.Itoa(e.item) + "]"
+	}
+	return s
+}
+
+// object is "Kind namespace/name", "Kind name" without a namespace, "Kind" without either.
+func (e *entry) object() string {
+	switch {
+	case e.namespace != "":
+		return e.gvk.Kind + " " + e.namespace + "/" + e.name
+	case e.name != "":
+		return e.gvk.Kind + " " + e.name
+	}
+	return e.gvk.Kind
+}
+
+// parsedDoc is a document with the objects found in it.
+type parsedDoc struct {
+	doc     *document
+	json    []byte // the document as JSON; nil when it is empty or could not be converted
+	entries []*entry
+}
+
+// reader turns documents into typed, evaluated entries.
+type reader struct {
+	engine    *policies.Engine
+	decoder   *policies.Decoder
+	namespace string // --namespace
+}
+
+func newReader(e *policies.Engine, namespace string) *reader {
+	return &reader{engine: e, decoder: policies.NewDecoder(), namespace: namespace}
+}
+
+// header is what is read from every object before decoding it.
+type header struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name         string `json:"name"`
+		GenerateName string `json:"generateName"`
+		Namespace    string `json:"namespace"`
+	} `json:"metadata"`
+}
+
+// parse converts a document to JSON and decodes the objects in it. Errors are
+// returned, not fatal: the entries that could be decoded are kept.
+func (r *reader) parse(doc *document) (parsedDoc, []*inputError) {
+	pd := parsedDoc{doc: doc}
+	if doc.empty() {
+		return pd, nil
+	}
+	fail := func(item int, err error) []*inputError {
+		return []*inputError{{source: doc.source, document: doc.index, item: item, line: doc.line, err: err}}
+	}
+	js := doc.raw
+	if !doc.isJSON {
+		var err error
+		js, err = yaml.YAMLToJSONStrict(doc.raw)
+		if err != nil {
+			msg, at := yamlError(err, doc.first)
+			errs := fail(-1, fmt.Errorf("error converting YAML to JSON: %s", msg))
+			errs[0].at = at
+			return pd, errs
+		}
+	}
+	if bytes.Equal(js, []byte("null")) {
+		return pd, nil // a document holding only "~" or "null"
+	}
+	pd.json = js
+	var errs []*inputError
+	add := func(item int, pointer string, raw []byte, defaultNS string) {
+		e, objErrs := r.object(doc, item, pointer, raw, defaultNS)
+		for _, err := range objErrs {
+			errs = append(errs, fail(item, err)...)
+		}
+		if e != nil {
+			pd.entries = append(pd.entries, e)
+		}
+	}
+	h, err := readHeader(js)
+	if err != nil {
+		return pd, fail(-1, err)
+	}
+	gvk, err := h.gvk()
+	if err != nil {
+		return pd, fail(-1, err)
+	}
+	switch {
+	case gvk.Group == "" && gvk.Kind == "List":
+		var list struct {
+			Items []json.RawMessage `json:"items"`
+		}
+		if err := json.Unmarshal(js, &list); err != nil {
+			return pd, fail(-1, fmt.Errorf("decoding List: %w", err))
+		}
+		for i, item := range list.Items {
+			add(i, "/items/"+strconv.Itoa(i), item, "")
+		}
+	case gvk.Group == admissionv1.GroupName && gvk.Kind == "AdmissionReview":
+		if gvk.Version != admissionv1.SchemeGroupVersion.Version {
+			return pd, fail(-1, fmt.Errorf("unsupported apiVersion %q for AdmissionReview (want %s)", h.APIVersion, admissionv1.SchemeGroupVersion))
+		}
+		var review admissionv1.AdmissionReview
+		if err := json.Unmarshal(js, &review); err != nil {
+			return pd, fail(-1, fmt.Errorf("decoding AdmissionReview: %w", err))
+		}
+		if review.Request == nil || len(review.Request.Object.Raw) == 0 || bytes.Equal(review.Request.Object.Raw, []byte("null")) {
+			return pd, fail(-1, errors.New("AdmissionReview without request.object"))
+		}
+		add(-1, "/request/object", review.Request.Object.Raw, review.Request.Namespace)
+	default:
+		add(-1, "", js, "")
+	}
+	return pd, errs
+}
+
+// readHeader reads apiVersion, kind and the identifying metadata of an object.
+func readHeader(js []byte) (header, error) {
+	var h header
+	if t := bytes.TrimSpace(js); len(t) == 0 || t[0] != '{' {
+		return h, errors.New("not a Kubernetes object: the document must be a mapping with apiVersion and kind")
+	}
+	if err := json.Unmarshal(js, &h); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return h, fmt.Errorf("%s must be a %s, not a %s", te.Field, te.Type, te.Value)
+		}
+		return h, err
+	}
+	return h, nil
+}
+
+// gvk returns the object's group, version and kind; apiVersion and kind are required.
+func (h *header) gvk() (schema.GroupVersionKind, error) {
+	if h.Kind == "" {
+		return schema.GroupVersionKind{}, errors.New("missing kind")
+	}
+	if h.APIVersion == "" {
+		return schema.GroupVersionKind{}, fmt.Errorf("%s: missing apiVersion", h.Kind)
+	}
+	gv, err := schema.ParseGroupVersion(h.APIVersion)
+	if err != nil {
+		return schema.GroupVersionKind{}, fmt.Errorf("%s: parsing apiVersion %q: %w", h.Kind, h.APIVersion, err)
+	}
+	return gv.WithKind(h.Kind), nil
+}
+
+// object decodes one object. A workload is decoded strictly into its typed object; any
+// other kind is only identified. It returns the entry, or every reason why the object
+// cannot be identified or decoded.
+func (r *reader) object(doc *document, item int, pointer string, raw []byte, defaultNS string) (*entry, []error) {
+	h, err := readHeader(raw)
+	if err != nil {
+		return nil, []error{err}
+	}
+	gvk, err := h.gvk()
+	if err != nil {
+		return nil, []error{err}
+	}
+	if gvk.Group == "" && gvk.Kind == "List" {
+		return nil, []error{errors.New("a List inside a List is not supported")}
+	}
+	e := &entry{doc: doc, item: item, pointer: pointer, gvk: gvk, raw: raw,
+		name: h.Metadata.Name, namespace: h.Metadata.Namespace}
+	if e.name == "" {
+		e.name = h.Metadata.GenerateName
+	}
+	if !policies.IsWorkloadGroupKind(gvk.GroupKind()) {
+		if want, ok := legacyWorkload(gvk); ok {
+			return nil, []error{fmt.Errorf("unsupported apiVersion %q for %s (want %s)", h.APIVersion, gvk.Kind, want)}
+		}
+		return e, nil // not a workload: counted, never evaluated
+	}
+	if e.namespace == "" {
+		e.namespace = defaultNS
+	}
+	if e.namespace == "" {
+		e.namespace = r.namespace
+	}
+	var errs []error
+	obj, err := r.decoder.Decode(raw, gvk, true)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", describe(gvk.Kind, e.name), err))
+	}
+	if e.name == "" {
+		errs = append(errs, fmt.Errorf("%s without metadata.name", gvk.Kind))
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	w, ok := policies.NewWorkload(obj)
+	if !ok {
+		return nil, []error{fmt.Errorf("%s: decoded as %T, which is not a workload", describe(gvk.Kind, e.name), obj)}
+	}
+	e.workload = w
+	return e, nil
+}
+
+// describe is `Kind "name"`, or Kind alone without a name.
+func describe(kind, name string) string {
+	if name == "" {
+		return kind
+	}
+	return fmt.Sprintf("%s %q", kind, name)
+}
+
+// legacyWorkload reports whether gvk is a workload kind in an API group that no longer
+// serves it (extensions/v1beta1 Deployment, DaemonSet and ReplicaSet), and the version
+// to use instead. Skipping such an object would let it pass unchecked.
+func legacyWorkload(gvk schema.GroupVersionKind) (string, bool) {
+	if gvk.Group != "extensions" {
+		return "", false
+	}
+	for _, k := range policies.WorkloadKinds() {
+		if k.Kind == gvk.Kind {
+			return k.GroupVersion().String(), true
+		}
+	}
+	return "", false
+}
+
+// evaluate runs the engine on a workload in its effective namespace. The object's own
+// namespace is restored afterwards: evaluation never changes the object.
+func (r *reader) evaluate(e *entry) {
+	w := e.workload
+	own := w.Meta.Namespace
+	w.Meta.Namespace = e.namespace
+	e.report = r.engine.Evaluate(w)
+	w.Meta.Namespace = own
+}
+
+// yamlLine matches the YAML parser's line numbers, which count from the document's first line.
+var yamlLine = regexp.MustCompile(`\bline (\d+)\b`)
+
+// yamlError renders a YAML parser error on one line, with its line numbers made
+// absolute (first is the file line of the document's first byte), and returns the
+// first of them (0 when the error has none).
+func yamlError(err error, first int) (string, int) {
+	at := 0
+	msg := yamlLine.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		n, convErr := strconv.Atoi(strings.TrimPrefix(m, "line "))
+		if convErr != nil {
+			return m
+		}
+		n += first - 1
+		if at == 0 {
+			at = n
+		}
+		return "line " + strconv.Itoa(n)
+	})
+	return strings.Join(strings.Fields(msg), " "), at
+}
+
+// scan reads every source and parses its documents. Sources are read and parsed
+// concurrently (decoding dominates the CLI's time); the results keep the order of the
+// sources and of the documents in each. It returns the parsed documents, the names of
+// the sources it read and every input error.
+func (r *reader) scan(ctx context.Context, args []string, stdin io.Reader) ([]parsedDoc, []string, []*inputError) {
+	srcs, errs := expandSources(args)
+	type scanned struct {
+		read bool
+		docs []parsedDoc
+		errs []*inputError
+	}
+	results := make([]scanned, len(srcs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(srcs)) {
+		wg.Go(func() {
+			for i := range next {
+				results[i].read, results[i].docs, results[i].errs = r.scanSource(ctx, srcs[i], stdin)
+			}
+		})
+	}
+	for i := range srcs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+
+	var (
+		docs  []parsedDoc
+		names []string
+	)
+	for i, res := range results {
+		if res.read {
+			names = append(names, srcs[i].name)
+		}
+		docs = append(docs, res.docs...)
+		errs = append(errs, res.errs...)
+	}
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, fileError(strings.Join(args, ", "), fmt.Errorf("interrupted: %w", err)))
+	}
+	return docs, names, errs
+}
+
+// scanSource reads, splits and parses one source; read is false when it could not be read.
+func (r *reader) scanSource(ctx context.Context, s source, stdin io.Reader) (read bool, docs []parsedDoc, errs []*inputError) {
+	if ctx.Err() != nil {
+		return false, nil, nil // reported once by scan
+	}
+	data, err := readSource(s, stdin)
+	if err != nil {
+		return false, nil, []*inputError{fileError(s.name, err)}
+	}
+	split, errs := splitDocuments(s.name, data)
+	docs = make([]parsedDoc, 0, len(split))
+	for i := range split {
+		pd, parseErrs := r.parse(&split[i])
+		errs = append(errs, parseErrs...)
+		docs = append(docs, pd)
+	}
+	return true, docs, errs
+}

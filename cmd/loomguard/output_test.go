@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/loomguard/loomguard/policies"
+)
+
+// syntheticResult is a check result with hand-made reports, so that the renderers are
+// tested independently of what the policies report: a denied Deployment (with a List
+// item index), an exempt one and a Service.
+func syntheticResult(t *testing.T) *checkResult {
+	t.Helper()
+	e, err := policies.NewEngine(policies.DefaultConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newReader(e, "default")
+	docs, _, errs := r.scan(t.Context(), []string{"testdata/input/compliant.yaml", "testdata/input/exempt.yaml", "testdata/input/other-kinds.yaml"}, nil)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	res := &checkResult{engine: e, sources: []string{"a.yaml", "b.yaml"}}
+	for _, pd := range docs {
+		res.entries = append(res.entries, pd.entries...)
+	}
+	if len(res.entries) != 4 {
+		t.Fatalf("%d entries, want 4", len(res.entries))
+	}
+	denied, exempt := res.entries[0], res.entries[1]
+	denied.doc = &document{source: "a.yaml", index: 1, line: 7}
+	denied.item = 2
+	containers := field.NewPath("spec", "template", "spec", "containers").Index(0)
+	denied.report = policies.Report{
+		Kind: denied.workload.Kind, Namespace: "loom", Name: "api",
+		Violations: []policies.Violation{
+			{Policy: "image-tag", Action: policies.ActionEnforce, Error: field.Invalid(containers.Child("image"), "x:latest", `image "x:latest" uses <latest> & more`)},
+			{Policy: "image-tag", Action: policies.ActionEnforce, Error: field.Required(containers.Child("name"), "second")},
+			{Policy: "health-probes", Action: policies.ActionWarn, Error: field.Required(containers.Child("livenessProbe"), "add a probe")},
+			{Policy: "high-availability", Action: policies.ActionAudit, Error: field.Invalid(field.NewPath("spec", "replicas"), 1, "run 2")},
+		},
+		Waivers: []policies.Waiver{{Policy: "run-as-non-root", Exception: "legacy"}},
+	}
+	exempt.doc = &document{source: "b.yaml", index: 0, line: 1}
+	exempt.report = policies.Report{Kind: exempt.workload.Kind, Namespace: "kube-system", Name: "node-agent", Exempt: true}
+	res.entries = res.entries[:3]
+	res.entries[2].doc = &document{source: "b.yaml", index: 1, line: 9}
+	return res
+}
+
+func TestWriteText(t *testing.T) {
+	tests := []struct {
+		verbose bool
+		want    string
+	}{{false, `a.yaml#1.items[2] Deployment loom/api: denied
+  [image-tag] spec.template.spec.containers[0].image: image "x:latest" uses <latest> & more (enforce)
+  [image-tag] spec.template.spec.containers[0].name: second (enforce)
+  [health-probes] spec.template.spec.containers[0].livenessProbe: add a probe (warn)
+  [high-availability] spec.replicas: run 2 (audit)
+3 objects, 2 workloads: 1 denied, 0 warned, 1 allowed; 4 violations (2 enforce, 1 warn, 1 audit)
+`}, {true, `a.yaml#1.items[2] Deployment loom/api: denied
+  [image-tag] spec.template.spec.containers[0].image: image "x:latest" uses <latest> & more (enforce)
+  [image-tag] spec.template.spec.containers[0].name: second (enforce)
+  [health-probes] spec.template.spec.containers[0].livenessProbe: add a probe (warn)
+  [high-availability] spec.replicas: run 2 (audit)
+  [run-as-non-root] waived by exception "legacy"
+b.yaml#0 DaemonSet kube-system/node-agent: allowed (namespace "kube-system" is exempt)
+b.yaml#1 Certificate loomguard-system/loomguard-serving: skipped (not a workload)
+3 objects, 2 workloads: 1 denied, 0 warned, 1 allowed; 4 violations (2 enforce, 1 warn, 1 audit)
+`}}
+	for _, tt := range tests {
+		var b bytes.Buffer
+		if err := writeText(&b, syntheticResult(t), tt.verbose); err != nil {
+			t.Fatal(err)
+		}
+		if b.String() != tt.want {
+			t.Errorf("verbose=%v:\n%s", tt.verbose, lineDiff(tt.want, b.String()))
+		}
+	}
+}
+
+// TestWriteJSONContract pins the JSON report, which other tools parse: field names, field
+// order, 2-space indentation, no HTML escaping, "item" only for List items, [] for none.
+func TestWriteJSONContract(t *testing.T) {
+	var b bytes.Buffer
+	if err := writeJSON(&b, syntheticResult(t)); err != nil {
+		t.Fatal(err)
+	}
+	want := `{
+  "summary": {
+    "objects": 3,
+    "workloads": 2,
+    "violations": 4,
+    "denied": 1
+  },
+  "results": [
+    {
+      "source": "a.yaml",
+      "document": 1,
+      "item": 2,
+      "kind": "Deployment",
+      "namespace": "loom",
+      "name": "api",
+      "decision": "denied",
+      "violations": [
+        {
+          "policy": "image-tag",
+          "action": "enforce",
+          "field": "spec.template.spec.containers[0].image",
+          "message": "image \"x:latest\" uses <latest> & more"
+        },
+        {
+          "policy": "image-tag",
+          "action": "enforce",
+          "field": "spec.template.spec.containers[0].name",
+          "message": "second"
+        },
+        {
+          "policy": "health-probes",
+          "action": "warn",
+          "field": "spec.template.spec.containers[0].livenessProbe",
+          "message": "add a probe"
+        },
+        {
+          "policy": "high-availability",
+          "action": "audit",
+          "field": "spec.replicas",
+          "message": "run 2"
+        }
+      ]
+    },
+    {
+      "source": "b.yaml",
+      "document": 0,
+      "kind": "DaemonSet",
+      "namespace": "kube-system",
+      "name": "node-agent",
+      "decision": "allowed",
+      "violations": []
+    }
+  ]
+}
+`
+	if b.String() != want {
+		t.Errorf("JSON report:\n%s", lineDiff(want, b.String()))
+	}
+}
+
+// TestWriteJUnit checks the JUnit mapping and that the counts match the testcases.
+func TestWriteJUnit(t *testing.T) {
+	res := syntheticResult(t)
+	bad := errors.New("bad input")
+	res.errors = []*inputError{{source: "c.yaml", document: 3, item: -1, line: 12, err: bad}}
+	var b bytes.Buffer
+	if err := writeJUnit(&b, res); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(b.String(), xml.Header) {
+		t.Errorf("no XML header")
+	}
+	var got junitTestsuites
+	if err := xml.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatalf("not XML: %v\n%s", err, b.String())
+	}
+	n := len(res.engine.Policies())
+	wantSuites := []struct {
+		name                             string
+		tests, failures, errors, skipped int
+	}{
+		{"a.yaml", n, 1, 0, 0},
+		{"b.yaml", n, 0, 0, n},
+		{"c.yaml", 1, 0, 1, 0},
+	}
+	if len(got.Suites) != len(wantSuites) {
+		t.Fatalf("%d suites, want %d", len(got.Suites), len(wantSuites))
+	}
+	total := 0
+	for i, w := range wantSuites {
+		s := got.Suites[i]
+		if s.Name != w.name || s.Tests != w.tests || s.Failures != w.failures || s.Errors != w.errors || s.Skipped != w.skipped || len(s.Cases) != s.Tests {
+			t.Errorf("suite %d: %s tests=%d failures=%d errors=%d skipped=%d cases=%d, want %+v",
+				i, s.Name, s.Tests, s.Failures, s.Errors, s.Skipped, len(s.Cases), w)
+		}
+		total += s.Tests
+	}
+	if got.Tests != total || got.Failures != 1 || got.Errors != 1 || got.Skipped != n {
+		t.Errorf("testsuites: tests=%d failures=%d errors=%d skipped=%d", got.Tests, got.Failures, got.Errors, got.Skipped)
+	}
+	cases := map[string]junitCase{}
+	for _, c := range got.Suites[0].Cases {
+		cases[c.Name] = c
+		if c.Classname != "a.yaml" {
+			t.Errorf("%s: classname %q, want the source", c.Name, c.Classname)
+		}
+	}
+	image := cases["Deployment loom/api: image-tag"]
+	if image.Failure == nil || image.Failure.Type != "enforce" ||
+		image.Failure.Message != `[image-tag] spec.template.spec.containers[0].image: image "x:latest" uses <latest> & more; [image-tag] spec.template.spec.containers[0].name: second` {
+		t.Errorf("image-tag testcase: %+v", image.Failure)
+	}
+	for id, want := range map[string]string{
+		"health-probes":     "[health-probes] spec.template.spec.containers[0].livenessProbe: add a probe (warn)",
+		"high-availability": "[high-availability] spec.replicas: run 2 (audit)",
+		"run-as-non-root":   `[run-as-non-root] waived by exception "legacy"`,
+	} {
+		c := cases["Deployment loom/api: "+id]
+		if c.Failure != nil || c.SystemOut == nil || c.SystemOut.Text != want {
+			t.Errorf("%s testcase: failure %+v, system-out %+v; want a pass with %q", id, c.Failure, c.SystemOut, want)
+		}
+	}
+	if c := got.Suites[2].Cases[0]; c.Name != "document 3" || c.Error == nil || c.Error.Message != bad.Error() {
+		t.Errorf("input error testcase: %+v", c)
+	}
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+)
+
+// Build information, set by the linker:
+//
+//	go build -ldflags "-X main.version=v0.1.0 -X main.commit=$(git rev-parse HEAD) -X main.date=$(date -u +%FT%TZ)"
+//
+// A binary installed with `go install …@version` without them still reports the module
+// version and VCS revision that the toolchain recorded.
+var (
+	version = "dev"
+	commit  = "dev"
+	date    = "dev"
+)
+
+// buildInfo is what `loomguard version -o json` prints.
+type buildInfo struct {
+	Version   string `json:"version"`
+	Commit    string `json:"commit"`
+	Date      string `json:"date"`
+	GoVersion string `json:"goVersion"`
+}
+
+// currentBuild returns the linker's values, completed from the toolchain's build info
+// where the linker set none.
+func currentBuild() buildInfo {
+	b := buildInfo{Version: version, Commit: commit, Date: date, GoVersion: runtime.Version()}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return b
+	}
+	if b.Version == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		b.Version = info.Main.Version
+	}
+	for _, s := range info.Settings {
+		switch {
+		case s.Key == "vcs.revision" && b.Commit == "dev":
+			b.Commit = s.Value
+		case s.Key == "vcs.time" && b.Date == "dev":
+			b.Date = s.Value
+		}
+	}
+	return b
+}
+
+func versionCommand(args []string, stdout, stderr io.Writer) int {
+	output := newChoice("text", "text", "json")
+	f := newFlags(commandHelp{
+		name:        "version",
+		usage:       "version [-o text|json]",
+		description: "Print loomguard's version, commit, build date and Go version.",
+		exitCodes: `  0  printed
+  2  usage error`,
+		examples: `  loomguard version
+  loomguard version -o json`,
+	}, stderr)
+	f.VarP(output, "output", "o", "output format: text or json")
+	if code, done := f.parse(args, stdout, stderr); done {
+		return code
+	}
+	b := currentBuild()
+	if output.value == "json" {
+		data, err := json.MarshalIndent(b, "", "  ")
+		if err != nil {
+			fmt.Fprintf(stderr, "loomguard: encoding version: %v\n", err)
+			return exitError
+		}
+		fmt.Fprintf(stdout, "%s\n", data)
+		return exitOK
+	}
+	fmt.Fprintf(stdout, "loomguard %s (commit %s, built %s, %s)\n", b.Version, b.Commit, b.Date, b.GoVersion)
+	return exitOK
+}
