@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/zapr"
+	"github.com/spf13/pflag"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	crzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/loomguard/loomguard/webhook"
+)
+
+// envPrefix prefixes the environment variables that set serve's flags: --cert-dir is
+// LOOMGUARD_CERT_DIR. A flag on the command line wins over its variable.
+const envPrefix = "LOOMGUARD_"
+
+// exitServeFailed: serve could not start or failed while serving.
+const exitServeFailed = 1
+
+// serveFlags are the flags of `loomguard serve`.
+type serveFlags struct {
+	config                 string
+	certDir                string
+	bindAddress            string
+	port                   int
+	metricsBindAddress     string
+	healthProbeBindAddress string
+	logLevel               string
+	logFormat              string
+	tlsMinVersion          string
+	kubeconfig             string
+	enableHTTP2            bool
+	shutdownTimeout        time.Duration
+}
+
+func newServeFlagSet(f *serveFlags, stderr io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {} // serveCommand reports errors itself; --help is a flag
+	fs.SortFlags = true
+	fs.StringVar(&f.config, "config", "", "path to the YAML config; reloaded when it changes (empty: the built-in Loom defaults)")
+	fs.StringVar(&f.certDir, "cert-dir", webhook.DefaultCertDir(), "directory holding the serving certificate tls.crt and key tls.key; reloaded when they change")
+	fs.StringVar(&f.bindAddress, "bind-address", "", "IP address the webhook server listens on (empty: every interface)")
+	fs.IntVar(&f.port, "port", webhook.DefaultPort, "port the webhook server listens on (HTTPS)")
+	fs.StringVar(&f.metricsBindAddress, "metrics-bind-address", webhook.DefaultMetricsBindAddress, `address of the Prometheus /metrics endpoint ("0" disables it)`)
+	fs.StringVar(&f.healthProbeBindAddress, "health-probe-bind-address", webhook.DefaultHealthProbeBindAddress, `address of the /healthz and /readyz probes ("0" disables them)`)
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info or error")
+	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or console")
+	fs.StringVar(&f.tlsMinVersion, "tls-min-version", "1.2", "lowest TLS version served: 1.2 or 1.3")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then KUBECONFIG or ~/.kube/config; admission runs without a cluster)")
+	fs.BoolVar(&f.enableHTTP2, "enable-http2", false, "serve HTTP/2 as well as HTTP/1.1 on the webhook port")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", webhook.DefaultShutdownTimeout, "how long in-flight reviews may take to finish on SIGTERM")
+	return fs
+}
+
+// writeServeHelp prints serve's usage, in the layout of the other commands' help.
+func writeServeHelp(w io.Writer, fs *pflag.FlagSet) {
+	fmt.Fprintf(w, `Usage:
+  loomguard serve [flags]
+
+Serve loomguard's admission webhooks over TLS:
+  %-10s %-22s denies, warns and audits
+  %-10s %-22s applies the policies' safe defaults
+The config file and the serving certificate are reloaded when they change. Admission
+needs no cluster access: without a kubeconfig or in-cluster config, the webhook,
+metrics and health servers run on their own.
+
+Every flag can also be set with an environment variable, %sFLAG_NAME
+(--cert-dir is %sCERT_DIR); a flag given on the command line wins.
+
+Flags:
+%s
+Exit codes:
+  0  stopped on SIGTERM or SIGINT after in-flight reviews finished
+  1  could not start (invalid config, missing certificate, unloadable --kubeconfig) or failed
+  2  usage error
+`, webhook.ValidatePath, webhook.ValidatingWebhookName, webhook.MutatePath, webhook.MutatingWebhookName,
+		envPrefix, envPrefix, fs.FlagUsages())
+}
+
+// serveUsageError reports a wrong command line and returns exitError.
+func serveUsageError(stderr io.Writer, msg string) int {
+	fmt.Fprintf(stderr, "loomguard serve: %s\nRun 'loomguard serve --help' for usage.\n", msg)
+	return exitError
+}
+
+// applyEnv sets each flag not given on the command line from its LOOMGUARD_ variable.
+func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		name := envName(f.Name)
+		v, ok := lookup(name)
+		if !ok {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("invalid %s=%q: %w", name, v, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func envName(flag string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+func parseTLSVersion(s string) (uint16, error) {
+	switch strings.TrimPrefix(strings.ToLower(s), "tls") {
+	case "1.2", "12":
+		return tls.VersionTLS12, nil
+	case "1.3", "13":
+		return tls.VersionTLS13, nil
+	}
+	return 0, fmt.Errorf("unsupported --tls-min-version %q (want 1.2 or 1.3)", s)
+}
+
+// newLogger builds the zap logger behind every log line: controller-runtime's
+// KubeAwareEncoder (a Kubernetes object is logged by kind, namespace and name, never whole)
+// over a JSON or console encoder. Unlike controller-runtime's zap.New it does not sample:
+// every denial and every mutation gets its line, even in a burst.
+func newLogger(level, format string, out io.Writer) (logr.Logger, error) {
+	var lvl zapcore.Level
+	switch level {
+	case "debug":
+		lvl = zapcore.DebugLevel
+	case "info":
+		lvl = zapcore.InfoLevel
+	case "error":
+		lvl = zapcore.ErrorLevel
+	default:
+		return logr.Logger{}, fmt.Errorf("unsupported --log-level %q (want debug, info or error)", level)
+	}
+	cfg := zap.NewProductionEncoderConfig()
+	cfg.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	var enc zapcore.Encoder
+	switch format {
+	case "json":
+		enc = zapcore.NewJSONEncoder(cfg)
+	case "console":
+		enc = zapcore.NewConsoleEncoder(cfg)
+	default:
+		return logr.Logger{}, fmt.Errorf("unsupported --log-format %q (want json or console)", format)
+	}
+	sink := zapcore.Lock(zapcore.AddSync(out))
+	core := zapcore.NewCore(&crzap.KubeAwareEncoder{Encoder: enc}, sink, lvl)
+	return zapr.NewLogger(zap.New(core, zap.ErrorOutput(sink))), nil
+}
+
+// clusterConfig finds the cluster: --kubeconfig, else the in-cluster config, else KUBECONFIG
+// or ~/.kube/config. It returns nil when there is none: admission needs no cluster. Only an
+// explicit --kubeconfig that does not load is an error.
+func clusterConfig(kubeconfig string, log logr.Logger) (*rest.Config, error) {
+	if kubeconfig != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("loading --kubeconfig %s: %w", kubeconfig, err)
+		}
+		return cfg, nil
+	}
+	if os.Getenv(clientcmd.RecommendedConfigPathEnvVar) == "" {
+		if cfg, err := rest.InClusterConfig(); err == nil {
+			return cfg, nil
+		}
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	switch {
+	case err == nil:
+		return cfg, nil
+	case clientcmd.IsEmptyConfig(err):
+		log.Info("no cluster configured; serving admission without a cluster connection")
+	default:
+		log.Error(err, "ignoring the kubeconfig, which does not load; serving admission without a cluster connection")
+	}
+	return nil, nil
+}
+
+// serveCommand runs `loomguard serve` until SIGTERM or SIGINT (or ctx is done), then lets
+// in-flight reviews finish and returns 0. It returns 2 for a usage error and 1 when the
+// server cannot start (an invalid config, with all its errors, a missing certificate, an
+// unloadable --kubeconfig) or fails.
+func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var f serveFlags
+	fs := newServeFlagSet(&f, stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			writeServeHelp(stdout, fs)
+			return exitOK
+		}
+		return serveUsageError(stderr, err.Error())
+	}
+	if fs.NArg() > 0 {
+		return serveUsageError(stderr, fmt.Sprintf("unexpected arguments %q", fs.Args()))
+	}
+	if err := applyEnv(fs, os.LookupEnv); err != nil {
+		return serveUsageError(stderr, err.Error())
+	}
+	tlsMin, err := parseTLSVersion(f.tlsMinVersion)
+	if err != nil {
+		return serveUsageError(stderr, err.Error())
+	}
+	if f.port <= 0 || f.port > 65535 {
+		return serveUsageError(stderr, fmt.Sprintf("--port %d out of range", f.port))
+	}
+	if f.shutdownTimeout <= 0 {
+		return serveUsageError(stderr, fmt.Sprintf("--shutdown-timeout %s must be positive", f.shutdownTimeout))
+	}
+	log, err := newLogger(f.logLevel, f.logFormat, stderr)
+	if err != nil {
+		return serveUsageError(stderr, err.Error())
+	}
+	// controller-runtime's own components (webhook server, certificate watcher, manager)
+	// log through its root logger.
+	ctrllog.SetLogger(log)
+	log = log.WithName("loomguard")
+
+	restConfig, err := clusterConfig(f.kubeconfig, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "loomguard serve: %v\n", err)
+		return exitServeFailed
+	}
+	srv, err := webhook.NewServer(webhook.ServerOptions{
+		ConfigPath:             f.config,
+		CertDir:                f.certDir,
+		Host:                   f.bindAddress,
+		Port:                   f.port,
+		MetricsBindAddress:     f.metricsBindAddress,
+		HealthProbeBindAddress: f.healthProbeBindAddress,
+		TLSMinVersion:          tlsMin,
+		EnableHTTP2:            f.enableHTTP2,
+		RESTConfig:             restConfig,
+		ShutdownTimeout:        f.shutdownTimeout,
+		Logger:                 log,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "loomguard serve: %v\n", err)
+		return exitServeFailed
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := srv.Start(ctx); err != nil {
+		log.Error(err, "server failed")
+		fmt.Fprintf(stderr, "loomguard serve: %v\n", err)
+		return exitServeFailed
+	}
+	log.Info("stopped")
+	return exitOK
+}

@@ -1,0 +1,499 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/loomguard/loomguard/policies"
+)
+
+// The endpoints and names of loomguard's admission webhooks. The webhook configurations
+// (manifests/) must use these paths and names.
+const (
+	ValidatePath = "/validate"
+	MutatePath   = "/mutate"
+
+	ValidatingWebhookName = "validate.loomguard.io"
+	MutatingWebhookName   = "mutate.loomguard.io"
+)
+
+// Keys of the audit annotations the webhooks return. The API server stores each under
+// "<webhook name>/<key>", e.g. validate.loomguard.io/run-as-non-root; the other keys are the
+// policy IDs of the violations recorded for audit.
+const (
+	// AuditWaived lists the policies that an exception waived: "policy=exception, ...".
+	AuditWaived = "waived"
+	// AuditRecordOnly says why enforced and warned violations were only recorded.
+	AuditRecordOnly = "record-only"
+	// AuditFixed lists, on the mutating webhook's response, the policies whose fixes it applied.
+	AuditFixed = "fixed"
+)
+
+// maxListed caps the violations a denial's message spells out; its causes list them all.
+const maxListed = 20
+
+// Handlers answer admission reviews with the engine in force. They keep no per-request
+// state and are safe for concurrent use.
+type Handlers struct {
+	engine  *atomic.Pointer[policies.Engine]
+	decoder *policies.Decoder
+	metrics *Metrics
+	log     logr.Logger
+}
+
+// NewHandlers returns the validating and mutating handlers. engine holds the engine in
+// force; the config reloader swaps it.
+func NewHandlers(engine *atomic.Pointer[policies.Engine], m *Metrics, log logr.Logger) *Handlers {
+	return &Handlers{engine: engine, decoder: policies.NewDecoder(), metrics: m, log: log}
+}
+
+// ValidatingWebhook returns the validating webhook, to be served at ValidatePath: Validate
+// in a controller-runtime admission.Webhook, behind an HTTP handler that takes
+// AdmissionReview v1 only.
+func (h *Handlers) ValidatingWebhook() http.Handler {
+	return newReviewHandler(h.webhook(webhookValidate, h.Validate))
+}
+
+// MutatingWebhook returns the mutating webhook, to be served at MutatePath: Mutate in a
+// controller-runtime admission.Webhook, behind an HTTP handler that takes AdmissionReview
+// v1 only.
+func (h *Handlers) MutatingWebhook() http.Handler {
+	return newReviewHandler(h.webhook(webhookMutate, h.Mutate))
+}
+
+func (h *Handlers) webhook(name string, handle admission.HandlerFunc) *admission.Webhook {
+	base := h.log.WithName(name)
+	wh := &admission.Webhook{
+		Handler: handle,
+		// The handlers recover their own panics; this is the last line of defence, and it
+		// answers with an error, which denies.
+		RecoverPanic: new(true),
+		// The handlers log with the request's details themselves; a per-request logger
+		// would cost allocations on every review.
+		LogConstructor: func(logr.Logger, *admission.Request) logr.Logger { return base },
+	}
+	// StandaloneWebhook gives the webhook its logger; without a metrics path it returns
+	// the webhook itself and cannot fail.
+	_, _ = admission.StandaloneWebhook(wh, admission.StandaloneOptions{Logger: base})
+	return wh
+}
+
+// review is one admission request on its way through a handler.
+type review struct {
+	req       *admission.Request
+	gvk       schema.GroupVersionKind
+	operation string // metric label
+	kind      string // metric label
+	dryRun    bool
+	namespace string
+	name      string
+	decision  string
+}
+
+func newReview(req *admission.Request) *review {
+	r := &review{
+		req:       req,
+		gvk:       schema.GroupVersionKind{Group: req.Kind.Group, Version: req.Kind.Version, Kind: req.Kind.Kind},
+		dryRun:    req.DryRun != nil && *req.DryRun,
+		namespace: req.Namespace,
+		name:      req.Name,
+		decision:  decisionError,
+	}
+	switch req.Operation {
+	case admissionv1.Create, admissionv1.Update, admissionv1.Delete, admissionv1.Connect:
+		r.operation = string(req.Operation)
+	default:
+		r.operation = "unknown"
+	}
+	r.kind = kindOther
+	if policies.IsWorkloadGroupKind(r.gvk.GroupKind()) {
+		r.kind = r.gvk.Kind
+	}
+	return r
+}
+
+// object is how messages name the object: "Deployment loom/web". An object that only has
+// a generateName is named by it ("Pod loom/web-6d4cf56db6-").
+func (r *review) object() string {
+	kind := r.gvk.Kind
+	if kind == "" {
+		kind = "object"
+	}
+	name := r.name
+	if name == "" {
+		name = "<unnamed>"
+	}
+	if r.namespace == "" {
+		return kind + " " + name
+	}
+	return kind + " " + r.namespace + "/" + name
+}
+
+// named records the decoded object's namespace and name for messages; where the object
+// has none, the request's stay.
+func (r *review) named(w *policies.Workload) {
+	if w.Meta.Namespace != "" {
+		r.namespace = w.Meta.Namespace
+	}
+	switch {
+	case w.Meta.Name != "":
+		r.name = w.Meta.Name
+	case r.name == "" && w.Meta.GenerateName != "":
+		r.name = w.Meta.GenerateName
+	}
+}
+
+func (r *review) logValues(kv ...any) []any {
+	return append([]any{
+		"kind", r.gvk.Kind, "namespace", r.namespace, "name", r.name, "operation", r.req.Operation,
+		"user", r.req.UserInfo.Username, "dryRun", r.dryRun, "uid", r.req.UID,
+	}, kv...)
+}
+
+// check rejects a review that carries no usable request.
+func (r *review) check() *admission.Response {
+	switch {
+	case r.req.UID == "":
+		return errored(http.StatusBadRequest, metav1.StatusReasonBadRequest, "the admission review has no request (or a request without a uid)")
+	case r.req.Kind.Kind == "":
+		return errored(http.StatusBadRequest, metav1.StatusReasonBadRequest, "the admission request names no kind")
+	}
+	return nil
+}
+
+// skipReason says why a request is admitted without evaluation, or "" when it is evaluated.
+func (r *review) skipReason() string {
+	switch {
+	case r.req.SubResource != "":
+		return "loomguard does not check the " + r.req.SubResource + " subresource"
+	case r.req.Operation == admissionv1.Delete:
+		return "loomguard never blocks a delete"
+	case r.req.Operation == admissionv1.Connect:
+		return "loomguard does not check connect requests"
+	case !policies.IsWorkloadGroupKind(r.gvk.GroupKind()):
+		return r.gvk.Kind + " is not a workload kind"
+	}
+	return ""
+}
+
+func errored(code int32, reason metav1.StatusReason, msg string) *admission.Response {
+	return &admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{
+		Allowed: false,
+		Result:  &metav1.Status{Status: metav1.StatusFailure, Code: code, Reason: reason, Message: msg},
+	}}
+}
+
+func allowed(msg string) admission.Response {
+	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{
+		Allowed: true,
+		Result:  &metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusOK, Message: msg},
+	}}
+}
+
+// decode decodes the request's object (or old object) into its workload view.
+func (h *Handlers) decode(r *review, raw []byte) (*policies.Workload, error) {
+	obj, err := decodeObject(h.decoder, raw, r.gvk)
+	if err != nil {
+		return nil, err
+	}
+	w, ok := policies.NewWorkload(obj)
+	if !ok {
+		return nil, fmt.Errorf("%s is not a workload", r.gvk)
+	}
+	return w, nil
+}
+
+// unchanged reports whether an UPDATE leaves the pod spec and the checked labels (the
+// workload's and its pod template's) as they were: a controller scaling or annotating an
+// object, which must never be blocked.
+func (h *Handlers) unchanged(r *review, w *policies.Workload) bool {
+	if r.req.Operation != admissionv1.Update {
+		return false
+	}
+	old, err := h.decode(r, r.req.OldObject.Raw)
+	if err != nil {
+		return false
+	}
+	return equality.Semantic.DeepEqual(old.Spec, w.Spec) &&
+		equality.Semantic.DeepEqual(old.Meta.Labels, w.Meta.Labels) &&
+		equality.Semantic.DeepEqual(old.Template.Labels, w.Template.Labels)
+}
+
+func (h *Handlers) done(webhook string, r *review, start time.Time) {
+	elapsed := time.Since(start)
+	h.metrics.observeRequest(webhook, r.operation, r.kind, r.decision, r.dryRun, elapsed.Seconds())
+	if log := h.log.V(1); log.Enabled() {
+		log.Info("reviewed", r.logValues("webhook", webhook, "decision", r.decision, "duration", elapsed)...)
+	}
+}
+
+// Validate answers a validating admission review: enforce violations deny it with a 403,
+// warn violations become warnings and audit violations audit annotations.
+func (h *Handlers) Validate(_ context.Context, req admission.Request) (resp admission.Response) {
+	start := time.Now()
+	r := newReview(&req)
+	defer h.done(webhookValidate, r, start)
+	defer func() {
+		if p := recover(); p != nil {
+			r.decision = decisionError
+			h.log.Error(fmt.Errorf("panic: %v", p), "validating webhook failed; denying the request", r.logValues("stack", string(debug.Stack()))...)
+			resp = *errored(http.StatusInternalServerError, metav1.StatusReasonInternalError,
+				fmt.Sprintf("loomguard could not evaluate %s (internal error); the request is denied", r.object()))
+		}
+	}()
+
+	if bad := r.check(); bad != nil {
+		h.log.Info("bad admission request", r.logValues("reason", bad.Result.Message)...)
+		return *bad
+	}
+	if reason := r.skipReason(); reason != "" {
+		r.decision = decisionSkipped
+		return allowed(reason)
+	}
+	engine := h.engine.Load()
+	if engine == nil {
+		return *errored(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable, "loomguard has no config loaded")
+	}
+	w, err := h.decode(r, req.Object.Raw)
+	if err != nil {
+		h.log.Info("undecodable workload denied", r.logValues("error", err.Error())...)
+		return *errored(http.StatusBadRequest, metav1.StatusReasonBadRequest,
+			fmt.Sprintf("loomguard cannot decode %s: %v", r.object(), err))
+	}
+	r.named(w)
+	if w.Meta.Namespace == "" {
+		// The request's namespace is authoritative: a controller's pods may arrive without one.
+		w.Meta.Namespace = req.Namespace
+	}
+
+	report := engine.Evaluate(w)
+	// Only a verdict that would deny or warn needs to know whether it may; most updates
+	// (a compliant object, a controller scaling) never decode the old object.
+	var recordOnly string
+	if report.Count(policies.ActionEnforce)+report.Count(policies.ActionWarn) > 0 {
+		switch {
+		case w.Mirror():
+			recordOnly = "mirror pods are never denied"
+		case h.unchanged(r, w):
+			recordOnly = "an update that leaves the pod spec and labels unchanged is never denied"
+		}
+	}
+	return h.verdict(r, &report, recordOnly)
+}
+
+// verdict turns a report into the validating response.
+func (h *Handlers) verdict(r *review, report *policies.Report, recordOnly string) admission.Response {
+	var (
+		enforced []policies.Violation
+		warnings []string
+		audit    map[string]string
+		recorded bool
+	)
+	for _, v := range report.Violations {
+		action := v.Action
+		if recordOnly != "" && action != policies.ActionAudit {
+			action = policies.ActionAudit
+			recorded = true
+		}
+		if !r.dryRun {
+			h.metrics.violation(v.Policy, action)
+		}
+		switch action {
+		case policies.ActionEnforce:
+			enforced = append(enforced, v)
+		case policies.ActionWarn:
+			warnings = append(warnings, v.Message())
+		default:
+			if audit == nil {
+				audit = map[string]string{}
+			}
+			if prev, ok := audit[v.Policy]; ok {
+				audit[v.Policy] = prev + "; " + v.Message()
+			} else {
+				audit[v.Policy] = v.Message()
+			}
+		}
+	}
+	if recorded {
+		audit[AuditRecordOnly] = recordOnly
+	}
+	if len(report.Waivers) > 0 {
+		if audit == nil {
+			audit = map[string]string{}
+		}
+		audit[AuditWaived] = waivers(report.Waivers)
+	}
+
+	var resp admission.Response
+	if len(enforced) > 0 {
+		r.decision = decisionDenied
+		resp = h.deny(r, enforced)
+	} else {
+		r.decision = decisionAllowed
+		if len(warnings) > 0 {
+			r.decision = decisionWarned
+		}
+		resp = allowed("")
+		if report.Exempt {
+			resp.Result.Message = "namespace " + report.Namespace + " is exempt from loomguard"
+		}
+	}
+	resp.Warnings = warnings
+	resp.AuditAnnotations = audit
+	return resp
+}
+
+// deny builds the 403 of a request with enforced violations, logging it.
+func (h *Handlers) deny(r *review, enforced []policies.Violation) admission.Response {
+	var ids []string
+	causes := make([]metav1.StatusCause, 0, len(enforced))
+	var msg strings.Builder
+	for i, v := range enforced {
+		if !slices.Contains(ids, v.Policy) {
+			ids = append(ids, v.Policy)
+		}
+		causes = append(causes, metav1.StatusCause{
+			Type:    metav1.CauseType(v.Type),
+			Message: "[" + v.Policy + "] " + v.Detail,
+			Field:   v.Field,
+		})
+		if i < maxListed {
+			if i > 0 {
+				msg.WriteString("; ")
+			}
+			msg.WriteString(v.Message())
+		}
+	}
+	if n := len(enforced) - maxListed; n > 0 {
+		msg.WriteString("; and " + strconv.Itoa(n) + " more (see the status causes)")
+	}
+	noun := "policies"
+	if len(ids) == 1 {
+		noun = "policy"
+	}
+	message := fmt.Sprintf("%s violates %d loomguard %s: %s", r.object(), len(ids), noun, msg.String())
+	h.log.Info("denied", r.logValues("policies", ids)...)
+	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{
+		Allowed: false,
+		Result: &metav1.Status{
+			Status:  metav1.StatusFailure,
+			Code:    http.StatusForbidden,
+			Reason:  metav1.StatusReasonForbidden,
+			Message: message,
+			Details: &metav1.StatusDetails{
+				Name:   r.name,
+				Group:  r.req.Resource.Group,
+				Kind:   r.req.Resource.Resource,
+				Causes: causes,
+			},
+		},
+	}}
+}
+
+func waivers(ws []policies.Waiver) string {
+	seen := make([]string, 0, len(ws))
+	for _, w := range ws {
+		s := w.Policy + "=" + w.Exception
+		if !slices.Contains(seen, s) {
+			seen = append(seen, s)
+		}
+	}
+	return strings.Join(seen, ", ")
+}
+
+// Mutate answers a mutating admission review: it applies the engine's fixes through Mutate,
+// the function `loomguard fix` uses, and returns them as a JSON patch with a warning saying
+// what changed. A request that needs no fix gets no patch.
+//
+// The mutating webhook fails open (its failurePolicy is Ignore): an internal error admits
+// the object unchanged, with a warning, and leaves the verdict to the validating webhook.
+// Bad input is still answered with an error.
+func (h *Handlers) Mutate(_ context.Context, req admission.Request) (resp admission.Response) {
+	start := time.Now()
+	r := newReview(&req)
+	defer h.done(webhookMutate, r, start)
+	defer func() {
+		if p := recover(); p != nil {
+			r.decision = decisionError
+			h.log.Error(fmt.Errorf("panic: %v", p), "mutating webhook failed; admitting the object unchanged", r.logValues("stack", string(debug.Stack()))...)
+			resp = allowed("").WithWarnings(fmt.Sprintf("loomguard could not apply its fixes to %s (internal error); it is admitted unchanged", r.object()))
+		}
+	}()
+
+	if bad := r.check(); bad != nil {
+		h.log.Info("bad admission request", r.logValues("reason", bad.Result.Message)...)
+		return *bad
+	}
+	if reason := r.skipReason(); reason != "" {
+		r.decision = decisionSkipped
+		return allowed(reason)
+	}
+	engine := h.engine.Load()
+	if engine == nil {
+		return *errored(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable, "loomguard has no config loaded")
+	}
+	w, err := h.decode(r, req.Object.Raw)
+	if err != nil {
+		h.log.Info("undecodable workload denied", r.logValues("error", err.Error())...)
+		return *errored(http.StatusBadRequest, metav1.StatusReasonBadRequest,
+			fmt.Sprintf("loomguard cannot decode %s: %v", r.object(), err))
+	}
+	r.named(w)
+
+	r.decision = decisionSkipped
+	switch {
+	case w.Mirror():
+		return allowed("loomguard does not mutate mirror pods")
+	case w.Kind.Group == "apps" && w.Kind.Kind == "ReplicaSet" && w.Controlled():
+		// The Deployment controller finds its ReplicaSet by comparing pod templates: a
+		// patched template would make it create ReplicaSet after ReplicaSet. The
+		// Deployment itself was fixed on admission, and the pods are fixed on theirs.
+		return allowed("loomguard does not mutate the ReplicaSets a controller generates")
+	}
+
+	m, err := Mutate(engine, w, req.Object.Raw, req.Namespace)
+	if err != nil {
+		r.decision = decisionError
+		h.log.Error(err, "computing the fix patch failed; admitting the object unchanged", r.logValues()...)
+		return allowed("").WithWarnings(fmt.Sprintf("loomguard could not apply its fixes to %s (internal error); it is admitted unchanged", r.object()))
+	}
+	if len(m.Fixed) == 0 {
+		r.decision = decisionAllowed
+		return allowed("")
+	}
+	// Only an update that needs fixes decodes the old object: one that leaves the pod spec
+	// and labels as they were (a controller scaling or annotating) is left alone. w holds
+	// the fixed object now, so compare the old one with the request's object afresh.
+	if req.Operation == admissionv1.Update {
+		if orig, err := h.decode(r, req.Object.Raw); err == nil && h.unchanged(r, orig) {
+			r.decision = decisionSkipped
+			return allowed("the update leaves the pod spec and labels unchanged")
+		}
+	}
+	r.decision = decisionPatched
+	if !r.dryRun {
+		for _, id := range m.Fixed {
+			h.metrics.mutation(id)
+		}
+	}
+	h.log.Info("mutated", r.logValues("policies", m.Fixed)...)
+	resp = allowed("")
+	resp.Patches = m.Patch
+	resp.Warnings = []string{"loomguard fixed: " + strings.Join(m.Fixed, ", ")}
+	resp.AuditAnnotations = map[string]string{AuditFixed: strings.Join(m.Fixed, ",")}
+	return resp
+}

@@ -1,0 +1,68 @@
+package webhook
+
+import (
+	"errors"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	kjson "sigs.k8s.io/json"
+
+	"github.com/loomguard/loomguard/policies"
+)
+
+// newWorkloadObject returns an empty object of a served workload kind, or nil.
+func newWorkloadObject(gvk schema.GroupVersionKind) runtime.Object {
+	switch gvk {
+	case corev1.SchemeGroupVersion.WithKind("Pod"):
+		return &corev1.Pod{}
+	case appsv1.SchemeGroupVersion.WithKind("Deployment"):
+		return &appsv1.Deployment{}
+	case appsv1.SchemeGroupVersion.WithKind("StatefulSet"):
+		return &appsv1.StatefulSet{}
+	case appsv1.SchemeGroupVersion.WithKind("DaemonSet"):
+		return &appsv1.DaemonSet{}
+	case appsv1.SchemeGroupVersion.WithKind("ReplicaSet"):
+		return &appsv1.ReplicaSet{}
+	case batchv1.SchemeGroupVersion.WithKind("Job"):
+		return &batchv1.Job{}
+	case batchv1.SchemeGroupVersion.WithKind("CronJob"):
+		return &batchv1.CronJob{}
+	}
+	return nil
+}
+
+// decodeObject decodes an admission request's object of the given kind. The API server
+// sends JSON of exactly that kind, so the object is decoded straight into its type with
+// the same case-sensitive JSON decoder the Kubernetes serializer uses, which saves the
+// serializer's extra pass over the document to find its kind. Anything else goes through
+// the engine's Decoder, which explains what is wrong with it.
+func decodeObject(dec *policies.Decoder, raw []byte, gvk schema.GroupVersionKind) (runtime.Object, error) {
+	if len(raw) == 0 {
+		return nil, errors.New("the request carries no object")
+	}
+	obj := newWorkloadObject(gvk)
+	if obj == nil {
+		return dec.Decode(raw, gvk, false)
+	}
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, obj); err != nil {
+		return nil, err
+	}
+	// The object's own apiVersion and kind, where it has them, must be the request's.
+	kind := obj.GetObjectKind()
+	got := kind.GroupVersionKind()
+	if got.Kind == "" {
+		got.Kind = gvk.Kind
+	}
+	if got.Group == "" && got.Version == "" {
+		got.Group, got.Version = gvk.Group, gvk.Version
+	}
+	if got != gvk {
+		return nil, fmt.Errorf("the object is a %s, the request says %s", got, gvk)
+	}
+	kind.SetGroupVersionKind(gvk)
+	return obj, nil
+}

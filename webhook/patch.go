@@ -1,0 +1,155 @@
+package webhook
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/loomguard/loomguard/policies"
+	"gomodules.xyz/jsonpatch/v2"
+	kjson "sigs.k8s.io/json"
+)
+
+// FixedAnnotation lists, on a mutated object, the policies whose fixes loomguard applied.
+const FixedAnnotation = "loomguard.io/fixed"
+
+// Mutation is the outcome of applying the engine's fixes to one object.
+type Mutation struct {
+	// Fixed lists the policies whose fixes changed the object, in catalog order.
+	Fixed []string
+	// Patch turns the original JSON into the fixed object. It is empty when Fixed is.
+	Patch []jsonpatch.Operation
+}
+
+// Mutate applies the engine's fixes to w, whose object was decoded from raw, and computes
+// the JSON patch from raw to the result. The mutating webhook sends that patch to the API
+// server and `loomguard fix` applies it to the document it read, so both change exactly
+// the same fields. namespace is used for the namespace's actions, exemption and exceptions
+// when the object names none (an admission request's namespace, or the CLI's --namespace);
+// it is never written into the object.
+//
+// The patch carries the fixes and nothing else: what the typed round trip alone would change
+// in raw (a status with zero counters, a null creationTimestamp, a quantity respelled from 1
+// to "1", a field newer than loomguard's API types) is left out, so raw keeps its own
+// spelling everywhere a fix did not touch. The operations are in a stable order.
+func Mutate(e *policies.Engine, w *policies.Workload, raw []byte, namespace string) (Mutation, error) {
+	restore := w.Meta.Namespace
+	if restore == "" {
+		w.Meta.Namespace = namespace
+	}
+	fixed := e.Mutate(w)
+	w.Meta.Namespace = restore
+	if len(fixed) == 0 {
+		return Mutation{}, nil
+	}
+	if w.Meta.Annotations == nil {
+		w.Meta.Annotations = map[string]string{}
+	}
+	w.Meta.Annotations[FixedAnnotation] = strings.Join(fixed, ",")
+	current, err := json.Marshal(w.Object)
+	if err != nil {
+		return Mutation{}, fmt.Errorf("encoding fixed %s: %w", w.Kind.Kind, err)
+	}
+	ops, err := jsonpatch.CreatePatch(raw, current)
+	if err != nil {
+		return Mutation{}, fmt.Errorf("computing patch for %s: %w", w.Kind.Kind, err)
+	}
+	noise, err := roundTripNoise(raw, w.Object)
+	if err != nil {
+		return Mutation{}, fmt.Errorf("computing patch for %s: %w", w.Kind.Kind, err)
+	}
+	return Mutation{Fixed: fixed, Patch: relevant(ops, noise)}, nil
+}
+
+// roundTripNoise returns the operations that decoding raw into obj's type and encoding it
+// again would produce on their own, with no fix applied.
+func roundTripNoise(raw []byte, obj any) ([]jsonpatch.Operation, error) {
+	fresh := reflect.New(reflect.TypeOf(obj).Elem()).Interface()
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, fresh); err != nil {
+		return nil, fmt.Errorf("decoding the original: %w", err)
+	}
+	same, err := json.Marshal(fresh)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the original: %w", err)
+	}
+	return jsonpatch.CreatePatch(raw, same)
+}
+
+// relevant keeps the operations that carry a fix, in a stable order. Fixes only add and set
+// fields, so a "remove" can only come from the typed round trip (a field newer than
+// loomguard's API types, say) and must never reach the API server; neither may anything the
+// round trip alone produces (noise). Adding null or {} is the round trip spelling out an
+// empty field (creationTimestamp: null, status: {}); nulls inside an added value are dropped
+// for the same reason: a fix never sets a field to null.
+func relevant(ops, noise []jsonpatch.Operation) []jsonpatch.Operation {
+	out := ops[:0]
+	for _, op := range ops {
+		if op.Operation == "remove" {
+			continue
+		}
+		if op.Operation == "add" && isEmpty(op.Value) {
+			continue
+		}
+		if slices.ContainsFunc(noise, func(n jsonpatch.Operation) bool {
+			return n.Operation == op.Operation && n.Path == op.Path && reflect.DeepEqual(n.Value, op.Value)
+		}) {
+			continue
+		}
+		op.Value = dropNulls(op.Value)
+		out = append(out, op)
+	}
+	// Without removes the operations touch disjoint paths, so any order applies the same,
+	// except for adds to consecutive array indexes, which must stay in ascending order:
+	// compare paths segment by segment, indexes as numbers.
+	slices.SortStableFunc(out, func(a, b jsonpatch.Operation) int { return comparePaths(a.Path, b.Path) })
+	return out
+}
+
+func isEmpty(v any) bool {
+	switch t := v.(type) {
+	case nil:
+		return true
+	case map[string]any:
+		return len(t) == 0
+	}
+	return false
+}
+
+// dropNulls removes the null members of the objects in v, recursively.
+func dropNulls(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			if e == nil {
+				delete(t, k)
+				continue
+			}
+			t[k] = dropNulls(e)
+		}
+	case []any:
+		for i, e := range t {
+			t[i] = dropNulls(e)
+		}
+	}
+	return v
+}
+
+// comparePaths orders JSON pointers segment by segment, numeric segments by value.
+func comparePaths(a, b string) int {
+	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		if as[i] == bs[i] {
+			continue
+		}
+		ai, aerr := strconv.Atoi(as[i])
+		bi, berr := strconv.Atoi(bs[i])
+		if aerr == nil && berr == nil {
+			return ai - bi
+		}
+		return strings.Compare(as[i], bs[i])
+	}
+	return len(as) - len(bs)
+}

@@ -1,0 +1,406 @@
+package webhook
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/loomguard/loomguard/policies"
+)
+
+// Defaults of ServerOptions, shared with the serve command's flags.
+const (
+	DefaultPort                   = 9443
+	DefaultMetricsBindAddress     = ":8080"
+	DefaultHealthProbeBindAddress = ":8081"
+	DefaultShutdownTimeout        = 10 * time.Second
+	DefaultCertName               = "tls.crt"
+	DefaultKeyName                = "tls.key"
+)
+
+// DefaultCertDir is where controller-runtime's webhook server looks for its certificate.
+func DefaultCertDir() string {
+	return filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")
+}
+
+// ServerOptions configure the admission server.
+type ServerOptions struct {
+	// ConfigPath is the config file; empty means the built-in Loom defaults.
+	ConfigPath string
+	// CertDir holds CertName and KeyName, the serving certificate and key. They are
+	// reloaded when they change.
+	CertDir, CertName, KeyName string
+	// Host and Port are where the webhook server listens.
+	Host string
+	Port int
+	// MetricsBindAddress and HealthProbeBindAddress are the metrics and probe servers'
+	// addresses; "0" disables a server.
+	MetricsBindAddress     string
+	HealthProbeBindAddress string
+	// TLSMinVersion is the lowest TLS version served (tls.VersionTLS12 when zero).
+	TLSMinVersion uint16
+	// EnableHTTP2 serves HTTP/2 as well as HTTP/1.1.
+	EnableHTTP2 bool
+	// RESTConfig reaches the cluster. When nil, loomguard runs without a manager: admission
+	// needs no cluster access.
+	RESTConfig *rest.Config
+	// ShutdownTimeout bounds how long in-flight reviews may take to finish on shutdown.
+	ShutdownTimeout time.Duration
+	// Registry receives loomguard's metrics; controller-runtime's metrics.Registry, which
+	// the metrics server serves, when nil.
+	Registry prometheus.Registerer
+	// Logger is the root logger.
+	Logger logr.Logger
+	// Now is the engine's clock (exception expiry); time.Now when nil.
+	Now func() time.Time
+	// ConfigPoll is how often the config file is reread in case a change went unseen.
+	ConfigPoll time.Duration
+}
+
+func (o *ServerOptions) setDefaults() {
+	if o.CertDir == "" {
+		o.CertDir = DefaultCertDir()
+	}
+	if o.CertName == "" {
+		o.CertName = DefaultCertName
+	}
+	if o.KeyName == "" {
+		o.KeyName = DefaultKeyName
+	}
+	if o.Port == 0 {
+		o.Port = DefaultPort
+	}
+	if o.MetricsBindAddress == "" {
+		o.MetricsBindAddress = DefaultMetricsBindAddress
+	}
+	if o.HealthProbeBindAddress == "" {
+		o.HealthProbeBindAddress = DefaultHealthProbeBindAddress
+	}
+	if o.TLSMinVersion == 0 {
+		o.TLSMinVersion = tls.VersionTLS12
+	}
+	if o.ShutdownTimeout == 0 {
+		o.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if o.Registry == nil {
+		o.Registry = ctrlmetrics.Registry
+	}
+	if o.Logger.GetSink() == nil {
+		o.Logger = crlog.Log
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Server is loomguard's admission server: the validating and mutating webhooks on the
+// webhook server, the config reloader, the certificate watcher, metrics and health probes,
+// run by a controller-runtime manager when a cluster is configured and by a plain group of
+// Runnables otherwise. More Runnables (the audit) can be added before Start.
+type Server struct {
+	opts     ServerOptions
+	engine   atomic.Pointer[policies.Engine]
+	metrics  *Metrics
+	handlers *Handlers
+	reloader *ConfigReloader
+	certs    *certwatcher.CertWatcher
+	webhooks crwebhook.Server
+	host     host
+}
+
+// host is what both a manager.Manager and the standalone group provide.
+type host interface {
+	Add(manager.Runnable) error
+	AddHealthzCheck(name string, check healthz.Checker) error
+	AddReadyzCheck(name string, check healthz.Checker) error
+	Start(ctx context.Context) error
+}
+
+// NewServer loads the config and the serving certificate and wires the servers. An invalid
+// config or a missing certificate is an error: loomguard does not start without them.
+func NewServer(o ServerOptions) (*Server, error) {
+	o.setDefaults()
+	s := &Server{opts: o}
+	log := o.Logger
+
+	m, err := NewMetrics(o.Registry, s.engine.Load)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	registerRuntimeCollectors(o.Registry)
+
+	s.reloader = NewConfigReloader(o.ConfigPath, &s.engine, m, log.WithName("config"), o.Now)
+	if o.ConfigPoll > 0 {
+		s.reloader.poll = o.ConfigPoll
+	}
+	if err := s.reloader.Load(); err != nil {
+		return nil, err
+	}
+
+	certPath, keyPath := filepath.Join(o.CertDir, o.CertName), filepath.Join(o.CertDir, o.KeyName)
+	s.certs, err = certwatcher.New(certPath, keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("loading the serving certificate %s: %w", certPath, err)
+	}
+	// The file watch sees a swap at once; the poll catches what the watch can miss (a
+	// file replaced again while its watch is being re-added).
+	s.certs = s.certs.WithWatchInterval(5 * time.Second)
+	s.certs.RegisterCallback(m.SetCertificate)
+
+	s.handlers = NewHandlers(&s.engine, m, log.WithName("admission"))
+	s.webhooks = crwebhook.NewServer(crwebhook.Options{
+		Host: o.Host,
+		Port: o.Port,
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
+			c.MinVersion = o.TLSMinVersion
+			c.GetCertificate = s.certs.GetCertificate
+			if !o.EnableHTTP2 {
+				c.NextProtos = []string{"http/1.1"}
+			}
+		}},
+	})
+	s.webhooks.Register(ValidatePath, s.handlers.ValidatingWebhook())
+	s.webhooks.Register(MutatePath, s.handlers.MutatingWebhook())
+
+	if o.RESTConfig != nil {
+		mgr, err := manager.New(o.RESTConfig, manager.Options{
+			Logger:                  log,
+			Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress},
+			HealthProbeBindAddress:  o.HealthProbeBindAddress,
+			WebhookServer:           s.webhooks,
+			GracefulShutdownTimeout: &o.ShutdownTimeout,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("creating the manager: %w", err)
+		}
+		mgr.GetWebhookServer() // adds it
+		s.host = mgr
+	} else {
+		g, err := newGroup(o, log)
+		if err != nil {
+			return nil, err
+		}
+		if err := g.Add(s.webhooks); err != nil {
+			return nil, err
+		}
+		s.host = g
+	}
+
+	for _, r := range []manager.Runnable{s.reloader, s.certs} {
+		if err := s.host.Add(r); err != nil {
+			return nil, fmt.Errorf("adding runnable: %w", err)
+		}
+	}
+	checks := []struct {
+		name  string
+		check healthz.Checker
+		ready bool
+	}{
+		{"ping", healthz.Ping, false},
+		{"config", s.configLoaded, true},
+		{"certificate", s.certificateLoaded, true},
+		{"webhook", s.webhooks.StartedChecker(), true},
+	}
+	for _, c := range checks {
+		add := s.host.AddHealthzCheck
+		if c.ready {
+			add = s.host.AddReadyzCheck
+		}
+		if err := add(c.name, c.check); err != nil {
+			return nil, fmt.Errorf("adding %s check: %w", c.name, err)
+		}
+	}
+	return s, nil
+}
+
+// Add adds a Runnable, started with the server and stopped before it returns.
+func (s *Server) Add(r manager.Runnable) error { return s.host.Add(r) }
+
+// Handlers returns the admission handlers.
+func (s *Server) Handlers() *Handlers { return s.handlers }
+
+// Metrics returns the server's metrics.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// Engine returns the engine in force.
+func (s *Server) Engine() *policies.Engine { return s.engine.Load() }
+
+// Reloader returns the config reloader.
+func (s *Server) Reloader() *ConfigReloader { return s.reloader }
+
+// Start serves until ctx is done, then stops accepting, lets in-flight reviews finish
+// within the shutdown timeout and returns.
+func (s *Server) Start(ctx context.Context) error {
+	s.opts.Logger.Info("starting loomguard", "port", s.opts.Port, "certDir", s.opts.CertDir,
+		"config", s.reloader.name(), "cluster", s.opts.RESTConfig != nil)
+	return s.host.Start(ctx)
+}
+
+func (s *Server) configLoaded(*http.Request) error {
+	if s.engine.Load() == nil {
+		return errors.New("no config loaded")
+	}
+	return nil
+}
+
+func (s *Server) certificateLoaded(*http.Request) error {
+	if c, _ := s.certs.GetCertificate(nil); c == nil {
+		return errors.New("no serving certificate loaded")
+	}
+	return nil
+}
+
+// registerRuntimeCollectors adds the Go and process collectors unless they are there:
+// controller-runtime registers them only when its controller package is linked in.
+func registerRuntimeCollectors(reg prometheus.Registerer) {
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		_ = reg.Register(c) // AlreadyRegisteredError: they are there
+	}
+}
+
+// group runs Runnables, the metrics server and the health probe server without a
+// manager, for when loomguard has no cluster to talk to. Its shutdown mirrors the
+// manager's: cancel everything, wait at most the shutdown timeout.
+type group struct {
+	log             logr.Logger
+	shutdownTimeout time.Duration
+	probeAddr       string
+
+	mu        sync.Mutex
+	started   bool
+	runnables []manager.Runnable
+	healthz   map[string]healthz.Checker
+	readyz    map[string]healthz.Checker
+}
+
+func newGroup(o ServerOptions, log logr.Logger) (*group, error) {
+	g := &group{
+		log:             log,
+		shutdownTimeout: o.ShutdownTimeout,
+		probeAddr:       o.HealthProbeBindAddress,
+		healthz:         map[string]healthz.Checker{},
+		readyz:          map[string]healthz.Checker{},
+	}
+	ms, err := metricsserver.NewServer(metricsserver.Options{BindAddress: o.MetricsBindAddress}, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("creating the metrics server: %w", err)
+	}
+	if ms != nil { // nil when disabled with "0"
+		g.runnables = append(g.runnables, ms)
+	}
+	return g, nil
+}
+
+func (g *group) Add(r manager.Runnable) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.started {
+		return errors.New("cannot add a runnable after the server started")
+	}
+	g.runnables = append(g.runnables, r)
+	return nil
+}
+
+func (g *group) AddHealthzCheck(name string, check healthz.Checker) error {
+	return g.addCheck(g.healthz, name, check)
+}
+
+func (g *group) AddReadyzCheck(name string, check healthz.Checker) error {
+	return g.addCheck(g.readyz, name, check)
+}
+
+func (g *group) addCheck(checks map[string]healthz.Checker, name string, check healthz.Checker) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, ok := checks[name]; ok {
+		return fmt.Errorf("check %q already added", name)
+	}
+	checks[name] = check
+	return nil
+}
+
+// Start runs every Runnable until ctx is done or one fails.
+func (g *group) Start(ctx context.Context) error {
+	g.mu.Lock()
+	if g.started {
+		g.mu.Unlock()
+		return errors.New("already started")
+	}
+	g.started = true
+	runnables := append([]manager.Runnable(nil), g.runnables...)
+	g.mu.Unlock()
+
+	if g.probeAddr != "" && g.probeAddr != "0" {
+		ln, err := net.Listen("tcp", g.probeAddr)
+		if err != nil {
+			return fmt.Errorf("listening for health probes on %s: %w", g.probeAddr, err)
+		}
+		mux := http.NewServeMux()
+		for path, checks := range map[string]map[string]healthz.Checker{"/healthz": g.healthz, "/readyz": g.readyz} {
+			h := http.StripPrefix(path, &healthz.Handler{Checks: checks})
+			mux.Handle(path, h)
+			mux.Handle(path+"/", h)
+		}
+		runnables = append(runnables, &manager.Server{
+			Name:     "health probe",
+			Server:   &http.Server{Handler: mux, ReadHeaderTimeout: 32 * time.Second, IdleTimeout: 90 * time.Second},
+			Listener: ln,
+		})
+	}
+
+	runCtx, cancel := context.WithCancel(crlog.IntoContext(ctx, g.log))
+	defer cancel()
+	errs := make(chan error, len(runnables))
+	var wg sync.WaitGroup
+	for _, r := range runnables {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.Start(runCtx); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+		g.log.Error(runErr, "a component failed; stopping")
+	}
+	cancel()
+
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(g.shutdownTimeout):
+		return errors.Join(runErr, fmt.Errorf("components did not stop within the grace period of %s", g.shutdownTimeout))
+	}
+	return runErr
+}
