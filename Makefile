@@ -44,7 +44,8 @@ bench: ## engine and handler benchmarks
 	go test -run '^$$' -bench . -benchmem ./policies ./webhook ./cmd/loomguard
 
 run: build tools ## start a local control plane with loomguard and the example Loom bundle
-	LOOMGUARD_BIN=$(BIN) go run ./test/cmd/devcluster
+	go build -o $(BIN)/devcluster ./test/cmd/devcluster
+	LOOMGUARD_BIN=$(BIN) $(BIN)/devcluster
 
 clean: ## remove built binaries
 	rm -rf $(BIN)

@@ -1,0 +1,261 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	// loomguardTimeout bounds loomguard's start until /readyz answers 200.
+	loomguardTimeout = 30 * time.Second
+	// reloadTimeout bounds the wait for loomguard to pick up an edited config file.
+	reloadTimeout = 15 * time.Second
+)
+
+// loomguardSetup is what stays the same across loomguard restarts.
+type loomguardSetup struct {
+	port        int // webhook (HTTPS)
+	metricsPort int
+	healthPort  int
+	certDir     string // tls.crt, tls.key (and ca.crt)
+	caPEM       []byte // the CA of tls.crt: the webhooks' caBundle
+	configPath  string
+}
+
+// LoomguardURL is the base URL of loomguard's webhook server.
+func (c *Cluster) LoomguardURL() string { return "https://" + hostPort(c.lg.port) }
+
+// LoomguardMetricsURL is the URL of loomguard's Prometheus metrics.
+func (c *Cluster) LoomguardMetricsURL() string {
+	return "http://" + hostPort(c.lg.metricsPort) + "/metrics"
+}
+
+// LoomguardConfigPath is loomguard's --config file. Write it with SetLoomguardConfig, which
+// waits until loomguard has reloaded it.
+func (c *Cluster) LoomguardConfigPath() string { return c.lg.configPath }
+
+// LoomguardPID is the process id of the running loomguard, 0 when it is stopped.
+func (c *Cluster) LoomguardPID() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.loomguard == nil || c.loomguard.exited() != nil {
+		return 0
+	}
+	return c.loomguard.pid()
+}
+
+// loomguardArgs is the `loomguard serve` command line.
+func (c *Cluster) loomguardArgs() []string {
+	return []string{
+		"serve",
+		"--bind-address=127.0.0.1",
+		"--port=" + strconv.Itoa(c.lg.port),
+		"--cert-dir=" + c.lg.certDir,
+		"--config=" + c.lg.configPath,
+		"--metrics-bind-address=" + hostPort(c.lg.metricsPort),
+		"--health-probe-bind-address=" + hostPort(c.lg.healthPort),
+		"--kubeconfig=" + c.kubeconfig,
+	}
+}
+
+// StartLoomguard starts `loomguard serve` (again) on the same ports, certificates and config
+// file, and waits until its /readyz answers 200 and its webhook port serves TLS with the
+// certificate of the webhooks' caBundle. It is an error if loomguard is already running.
+func (c *Cluster) StartLoomguard(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.loomguard != nil && c.loomguard.exited() == nil {
+		return errors.New("starting loomguard: already running")
+	}
+	if c.lg.configPath == "" {
+		dir := filepath.Join(c.dir, "loomguard", "config")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("creating loomguard config dir: %w", err)
+		}
+		c.lg.configPath = filepath.Join(dir, "config.yaml")
+		if err := os.WriteFile(c.lg.configPath, []byte(c.cfg.LoomguardConfig), 0o600); err != nil {
+			return fmt.Errorf("writing loomguard config: %w", err)
+		}
+	}
+	p, err := startProcess("loomguard", c.logDir, c.bin("loomguard"), c.loomguardArgs())
+	if err != nil {
+		return err
+	}
+	c.loomguard = p
+
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(c.lg.caPEM)
+	tlsConfig := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	httpClient := &http.Client{Timeout: 2 * time.Second}
+	readyz := "http://" + hostPort(c.lg.healthPort) + "/readyz"
+	return c.poll(ctx, loomguardTimeout, "loomguard /readyz and webhook TLS", []*process{p}, func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, readyz, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			return err
+		}
+		drain(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz answered %s", resp.Status)
+		}
+		d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 2 * time.Second}, Config: tlsConfig}
+		conn, err := d.DialContext(ctx, "tcp", hostPort(c.lg.port))
+		if err != nil {
+			return fmt.Errorf("webhook port: %w", err)
+		}
+		return conn.Close()
+	})
+}
+
+// StopLoomguard stops loomguard (SIGTERM, then SIGKILL after a grace period) and waits for
+// it to exit. The webhook configurations stay registered: in governed namespaces the
+// validating webhook then fails closed and the mutating one open. Stopping a stopped
+// loomguard does nothing.
+func (c *Cluster) StopLoomguard() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.loomguard == nil {
+		return nil
+	}
+	return c.loomguard.stop()
+}
+
+// SetLoomguardConfig replaces loomguard's config file (atomically, as a ConfigMap update
+// would) and waits until loomguard has reloaded it, by watching its
+// loomguard_config_reloads_total metric: it returns nil once the success count went up, an
+// error if the error count went up (loomguard rejected the file and keeps its last good
+// config) or nothing happened within a bounded time. Writing the content the file already
+// has returns at once.
+func (c *Cluster) SetLoomguardConfig(ctx context.Context, content string) error {
+	current, err := os.ReadFile(c.lg.configPath)
+	if err != nil {
+		return fmt.Errorf("reading loomguard config: %w", err)
+	}
+	if string(current) == content {
+		return nil
+	}
+	before, err := c.configReloads(ctx)
+	if err != nil {
+		return err
+	}
+	tmp := c.lg.configPath + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		return fmt.Errorf("writing loomguard config: %w", err)
+	}
+	if err := os.Rename(tmp, c.lg.configPath); err != nil {
+		return fmt.Errorf("replacing loomguard config: %w", err)
+	}
+	var rejected bool
+	err = c.poll(ctx, reloadTimeout, "loomguard to reload its config", []*process{c.loomguardProcess()}, func(ctx context.Context) error {
+		now, err := c.configReloads(ctx)
+		if err != nil {
+			return err
+		}
+		switch {
+		case now.success > before.success:
+			return nil
+		case now.failed > before.failed:
+			rejected = true
+			return nil
+		}
+		return errors.New("loomguard_config_reloads_total has not changed")
+	})
+	if err != nil {
+		return err
+	}
+	if rejected {
+		return errors.New("loomguard rejected the new config and keeps its last good one (see loomguard.log)")
+	}
+	return nil
+}
+
+func (c *Cluster) loomguardProcess() *process {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.loomguard
+}
+
+type reloadCounts struct{ success, failed float64 }
+
+// configReloads reads loomguard_config_reloads_total from loomguard's metrics.
+func (c *Cluster) configReloads(ctx context.Context) (reloadCounts, error) {
+	var r reloadCounts
+	samples, err := c.LoomguardMetric(ctx, "loomguard_config_reloads_total")
+	if err != nil {
+		return r, err
+	}
+	for labels, v := range samples {
+		switch {
+		case strings.Contains(labels, `result="success"`):
+			r.success += v
+		case strings.Contains(labels, `result="error"`):
+			r.failed += v
+		}
+	}
+	return r, nil
+}
+
+// LoomguardMetric scrapes loomguard's metrics and returns the samples of one metric, keyed
+// by their label set as written in the exposition format (`{a="x",b="y"}`, or "" for none).
+// A metric without samples yields an empty map.
+func (c *Cluster) LoomguardMetric(ctx context.Context, name string) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.LoomguardMetricsURL(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("scraping loomguard metrics: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scraping loomguard metrics: %w", err)
+	}
+	defer drain(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scraping loomguard metrics: %s", resp.Status)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		labels := ""
+		if strings.HasPrefix(rest, "{") {
+			end := strings.LastIndex(rest, "}")
+			if end < 0 {
+				continue
+			}
+			labels, rest = rest[:end+1], rest[end+1:]
+		}
+		fields := strings.Fields(rest)
+		if len(fields) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil {
+			return nil, fmt.Errorf("parsing metric line %q: %w", line, err)
+		}
+		out[labels] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading loomguard metrics: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,204 @@
+package cluster
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+const (
+	// webhookConfigurationsFile is the manifest users apply, relative to the repository.
+	webhookConfigurationsFile = "manifests/base/webhook-configurations.yaml"
+
+	mutatingWebhook   = "mutate.loomguard.io"
+	validatingWebhook = "validate.loomguard.io"
+
+	// webhookTimeout bounds the wait for the API server to call freshly registered webhooks.
+	webhookTimeout = 30 * time.Second
+)
+
+// webhookConfigurations are the two objects of webhookConfigurationsFile.
+type webhookConfigurations struct {
+	mutating   *admissionregistrationv1.MutatingWebhookConfiguration
+	validating *admissionregistrationv1.ValidatingWebhookConfiguration
+}
+
+// readWebhookConfigurations decodes the webhook configurations manifest. It must hold
+// exactly one MutatingWebhookConfiguration and one ValidatingWebhookConfiguration.
+func readWebhookConfigurations(path string) (*webhookConfigurations, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading webhook configurations: %w", err)
+	}
+	var out webhookConfigurations
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", path, err)
+		}
+		var meta metav1.TypeMeta
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			return nil, fmt.Errorf("decoding %s: %w", path, err)
+		}
+		switch meta.Kind {
+		case "":
+			continue // an empty document
+		case "MutatingWebhookConfiguration":
+			if out.mutating != nil {
+				return nil, fmt.Errorf("%s: more than one MutatingWebhookConfiguration", path)
+			}
+			out.mutating = &admissionregistrationv1.MutatingWebhookConfiguration{}
+			if err := yaml.UnmarshalStrict(doc, out.mutating); err != nil {
+				return nil, fmt.Errorf("decoding MutatingWebhookConfiguration in %s: %w", path, err)
+			}
+		case "ValidatingWebhookConfiguration":
+			if out.validating != nil {
+				return nil, fmt.Errorf("%s: more than one ValidatingWebhookConfiguration", path)
+			}
+			out.validating = &admissionregistrationv1.ValidatingWebhookConfiguration{}
+			if err := yaml.UnmarshalStrict(doc, out.validating); err != nil {
+				return nil, fmt.Errorf("decoding ValidatingWebhookConfiguration in %s: %w", path, err)
+			}
+		default:
+			return nil, fmt.Errorf("%s: unexpected kind %q", path, meta.Kind)
+		}
+	}
+	if out.mutating == nil || out.validating == nil {
+		return nil, fmt.Errorf("%s must hold a MutatingWebhookConfiguration and a ValidatingWebhookConfiguration", path)
+	}
+	return &out, nil
+}
+
+// loopbackClientConfig replaces a webhook's service reference by the local loomguard's URL,
+// keeping the service's path, and sets the caBundle.
+func (c *Cluster) loopbackClientConfig(name string, cc *admissionregistrationv1.WebhookClientConfig) error {
+	if cc.Service == nil || cc.Service.Path == nil {
+		return fmt.Errorf("webhook %s: clientConfig.service.path is not set", name)
+	}
+	url := c.LoomguardURL() + *cc.Service.Path
+	*cc = admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: c.lg.caPEM}
+	return nil
+}
+
+// RegisterWebhooks creates (or replaces) loomguard's MutatingWebhookConfiguration and
+// ValidatingWebhookConfiguration from manifests/base/webhook-configurations.yaml, with only
+// their clientConfig rewritten to the local loomguard, and waits until the API server calls
+// both webhooks.
+func (c *Cluster) RegisterWebhooks(ctx context.Context) error {
+	cfgs, err := readWebhookConfigurations(c.RepoPath(webhookConfigurationsFile))
+	if err != nil {
+		return err
+	}
+	for i := range cfgs.mutating.Webhooks {
+		w := &cfgs.mutating.Webhooks[i]
+		if err := c.loopbackClientConfig(w.Name, &w.ClientConfig); err != nil {
+			return err
+		}
+	}
+	for i := range cfgs.validating.Webhooks {
+		w := &cfgs.validating.Webhooks[i]
+		if err := c.loopbackClientConfig(w.Name, &w.ClientConfig); err != nil {
+			return err
+		}
+	}
+
+	ar := c.clientset.AdmissionregistrationV1()
+	if _, err := ar.MutatingWebhookConfigurations().Create(ctx, cfgs.mutating, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+		if err := ar.MutatingWebhookConfigurations().Delete(ctx, cfgs.mutating.Name, metav1.DeleteOptions{}); err != nil {
+			return fmt.Errorf("replacing MutatingWebhookConfiguration %s: %w", cfgs.mutating.Name, err)
+		}
+		_, err = ar.MutatingWebhookConfigurations().Create(ctx, cfgs.mutating, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("creating MutatingWebhookConfiguration %s: %w", cfgs.mutating.Name, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("creating MutatingWebhookConfiguration %s: %w", cfgs.mutating.Name, err)
+	}
+	if _, err := ar.ValidatingWebhookConfigurations().Create(ctx, cfgs.validating, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+		if err := ar.ValidatingWebhookConfigurations().Delete(ctx, cfgs.validating.Name, metav1.DeleteOptions{}); err != nil {
+			return fmt.Errorf("replacing ValidatingWebhookConfiguration %s: %w", cfgs.validating.Name, err)
+		}
+		_, err = ar.ValidatingWebhookConfigurations().Create(ctx, cfgs.validating, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("creating ValidatingWebhookConfiguration %s: %w", cfgs.validating.Name, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("creating ValidatingWebhookConfiguration %s: %w", cfgs.validating.Name, err)
+	}
+	return c.WaitForWebhooks(ctx)
+}
+
+// WaitForWebhooks waits until the API server sends admission reviews to both of loomguard's
+// webhooks: the API server loads webhook configurations asynchronously, so a request right
+// after registration may skip them. It dry-runs the creation of a Deployment in the default
+// namespace (whatever the verdict) until loomguard's request counters for mutate and
+// validate have both gone up.
+func (c *Cluster) WaitForWebhooks(ctx context.Context) error {
+	count := func(ctx context.Context) (mutate, validate float64, err error) {
+		samples, err := c.LoomguardMetric(ctx, "loomguard_admission_requests_total")
+		if err != nil {
+			return 0, 0, err
+		}
+		for labels, v := range samples {
+			switch {
+			case strings.Contains(labels, `webhook="mutate"`):
+				mutate += v
+			case strings.Contains(labels, `webhook="validate"`):
+				validate += v
+			}
+		}
+		return mutate, validate, nil
+	}
+	m0, v0, err := count(ctx)
+	if err != nil {
+		return err
+	}
+	probe := probeDeployment()
+	return c.poll(ctx, webhookTimeout, "the API server to call loomguard's webhooks", []*process{c.apiserver, c.loomguardProcess()}, func(ctx context.Context) error {
+		_, err := c.clientset.AppsV1().Deployments(metav1.NamespaceDefault).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		m, v, cerr := count(ctx)
+		if cerr != nil {
+			return cerr
+		}
+		if m > m0 && v > v0 {
+			return nil
+		}
+		return fmt.Errorf("webhooks not called yet (mutate %v→%v, validate %v→%v; last dry run: %v)", m0, m, v0, v, err)
+	})
+}
+
+// probeDeployment is the object WaitForWebhooks dry-runs.
+func probeDeployment() *appsv1.Deployment {
+	labels := map[string]string{"app": "loomguard-probe"}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "loomguard-webhook-probe", Labels: labels},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name:  "probe",
+					Image: "registry.k8s.io/pause:3.10",
+				}}},
+			},
+		},
+	}
+}
