@@ -128,6 +128,8 @@ type catalogCase struct {
 	fixed func(t *testing.T, obj runtime.Object)
 	// stillFails lists the errors left after the fix, for cases it cannot repair fully.
 	stillFails field.ErrorList
+	// related is the workload's Related view (nil: unknown, as in admission).
+	related *Related
 }
 
 // catalogRun runs a table of cases against a policy: the exact errors; that Check does not
@@ -139,6 +141,7 @@ func catalogRun(t *testing.T, p Policy, cases []catalogCase) {
 		t.Run(tc.name, func(t *testing.T) {
 			obj := tc.obj(t)
 			w := catalogWorkload(t, obj)
+			w.Related = tc.related
 			before := obj.DeepCopyObject()
 			catalogExpectErrors(t, p.Check(w), tc.want)
 			if !reflect.DeepEqual(before, obj) {

@@ -88,6 +88,8 @@ type PolicyConfigs struct {
 	SecretEnv              SecretEnvConfig           `json:"secret-env"`
 	HealthProbes           Settings                  `json:"health-probes"`
 	HighAvailability       HighAvailabilityConfig    `json:"high-availability"`
+	PodDisruptionBudget    PodDisruptionBudgetConfig `json:"pod-disruption-budget"`
+	NetworkPolicy          Settings                  `json:"network-policy"`
 }
 
 // RequiredLabelsConfig configures required-labels.
@@ -190,6 +192,17 @@ type HighAvailabilityConfig struct {
 	SpreadFromReplicas int32 `json:"spreadFromReplicas,omitempty"`
 }
 
+// PodDisruptionBudgetConfig configures pod-disruption-budget.
+type PodDisruptionBudgetConfig struct {
+	Settings `json:",inline"`
+	// Label and Values select the workloads that need a budget.
+	Label  string   `json:"label,omitempty"`
+	Values []string `json:"values,omitempty"`
+	// MinReplicas is the replica count from which such a workload needs a budget: with a
+	// single replica, a budget either blocks every drain or protects nothing.
+	MinReplicas int32 `json:"minReplicas,omitempty"`
+}
+
 // DefaultConfig returns the Loom profile: the policies and values of Loom's Kubernetes
 // best-practices guide (see docs/policies.md).
 func DefaultConfig() *Config {
@@ -226,6 +239,11 @@ func DefaultConfig() *Config {
 				Values:             []string{"production"},
 				MinReplicas:        2,
 				SpreadFromReplicas: 3,
+			},
+			PodDisruptionBudget: PodDisruptionBudgetConfig{
+				Label:       "environment",
+				Values:      []string{"production"},
+				MinReplicas: 2,
 			},
 		},
 	}
@@ -481,6 +499,14 @@ func (pc *PolicyConfigs) validate(p *field.Path) field.ErrorList {
 	}
 	if pc.HighAvailability.Label == "" {
 		errs = append(errs, field.Required(ha.Child("label"), "the label that marks production workloads"))
+	}
+
+	pdb := p.Child("pod-disruption-budget")
+	if pc.PodDisruptionBudget.MinReplicas < 1 {
+		errs = append(errs, field.Invalid(pdb.Child("minReplicas"), pc.PodDisruptionBudget.MinReplicas, "must be at least 1"))
+	}
+	if pc.PodDisruptionBudget.Label == "" {
+		errs = append(errs, field.Required(pdb.Child("label"), "the label that marks production workloads"))
 	}
 	return errs
 }

@@ -79,6 +79,8 @@ policies:
   seccomp-profile: {allowedTypes: [Unconfined]}
   drop-all-capabilities: {allowedAdd: [CAP_NET_RAW]}
   high-availability: {minReplicas: 0, action: loud}
+  pod-disruption-budget: {minReplicas: -1, label: ""}
+  network-policy: {action: deny, fix: true}
 `,
 		want: []string{
 			`defaultAction: Unsupported value: "block"`,
@@ -96,6 +98,9 @@ policies:
 			`policies.writable-paths.sizeLimit: Invalid value: "big"`,
 			`policies.seccomp-profile.allowedTypes[0]: Unsupported value: "Unconfined"`,
 			`policies.high-availability.minReplicas: Invalid value: 0`,
+			`policies.network-policy.action: Unsupported value: "deny"`,
+			`policies.pod-disruption-budget.minReplicas: Invalid value: -1: must be at least 1`,
+			`policies.pod-disruption-budget.label: Required value`,
 		},
 	}, {
 		name: "ungoverned exceptions",

@@ -11,6 +11,7 @@
 //	cfg, errs := LoadConfig(data)      // strict, every problem listed with its field path
 //	engine, err := NewEngine(cfg, time.Now)
 //	w, ok := NewWorkload(obj)          // Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob
+//	w.Related = view                   // optional: the namespace's PDBs and NetworkPolicies (audit, CLI)
 //	report := engine.Evaluate(w)       // never mutates
 //	fixed := engine.Mutate(w)          // applies the safe defaults, in registry order
 package policies

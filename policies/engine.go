@@ -368,5 +368,7 @@ func (pc *PolicyConfigs) settings() map[string]Settings {
 		"secret-env":                pc.SecretEnv.Settings,
 		"health-probes":             pc.HealthProbes,
 		"high-availability":         pc.HighAvailability.Settings,
+		"pod-disruption-budget":     pc.PodDisruptionBudget.Settings,
+		"network-policy":            pc.NetworkPolicy,
 	}
 }

@@ -29,26 +29,67 @@ func fixtureEngine(t testing.TB) *Engine {
 	return e
 }
 
-// loadWorkload decodes a one-document fixture strictly.
+// loadWorkload decodes a fixture strictly. Its first document is the workload. Further
+// documents, PodDisruptionBudgets and NetworkPolicies of the workload's namespace, form
+// its Related view (the cross-object policies' fixtures use them): a fixture with more
+// than one document states the namespace's whole truth, one without leaves the view
+// unknown (nil), as in admission.
 func loadWorkload(t testing.TB, path string) *Workload {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gvk, err := PeekKind(data)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
+	dec := NewDecoder()
+	var w *Workload
+	for i, doc := range splitFixture(data) {
+		gvk, err := PeekKind(doc)
+		if err != nil {
+			t.Fatalf("%s: document %d: %v", path, i, err)
+		}
+		obj, err := dec.Decode(doc, gvk, true)
+		if err != nil {
+			t.Fatalf("decoding %s: document %d: %v", path, i, err)
+		}
+		if i == 0 {
+			var ok bool
+			if w, ok = NewWorkload(obj); !ok {
+				t.Fatalf("%s: %s is not a workload", path, gvk)
+			}
+			continue
+		}
+		if ns := obj.(interface{ GetNamespace() string }).GetNamespace(); ns != w.Meta.Namespace {
+			t.Fatalf("%s: document %d is in namespace %q, the workload in %q", path, i, ns, w.Meta.Namespace)
+		}
+		if w.Related == nil {
+			w.Related = NewRelated()
+		}
+		if !w.Related.Add(obj) {
+			t.Fatalf("%s: document %d: %s cannot be part of a Related view", path, i, gvk)
+		}
 	}
-	obj, err := NewDecoder().Decode(data, gvk, true)
-	if err != nil {
-		t.Fatalf("decoding %s: %v", path, err)
-	}
-	w, ok := NewWorkload(obj)
-	if !ok {
-		t.Fatalf("%s: %s is not a workload", path, gvk)
+	if w == nil {
+		t.Fatalf("%s holds no document", path)
 	}
 	return w
+}
+
+// splitFixture splits a fixture at its "---" lines, dropping documents without content.
+func splitFixture(data []byte) [][]byte {
+	var docs [][]byte
+	for _, doc := range bytes.Split(data, []byte("\n---\n")) {
+		content := false
+		for line := range bytes.Lines(doc) {
+			if l := bytes.TrimSpace(line); len(l) > 0 && l[0] != '#' && !bytes.Equal(l, []byte("---")) {
+				content = true
+				break
+			}
+		}
+		if content {
+			docs = append(docs, doc)
+		}
+	}
+	return docs
 }
 
 func yamlFiles(t testing.TB, dir string) []string {
@@ -81,7 +122,9 @@ func messages(r Report) string {
 // TestFixtures enforces the fixture invariants: every policy has pass and fail cases and
 // no directory is an orphan; the base and every pass fixture pass every policy; a fail
 // fixture fails only its own policy; fixed/ is the golden Mutate(fail), which passes
-// unless the fixture is named unfixable-*; and Mutate is idempotent.
+// unless the fixture is named unfixable-*; and Mutate is idempotent. A cross-object
+// policy's fail fixtures carry the related objects that make them fail, and pass without
+// them: admission, which never has that view, never reports them.
 func TestFixtures(t *testing.T) {
 	e := fixtureEngine(t)
 	byID := map[string]Policy{}
@@ -135,6 +178,16 @@ func testPolicyFixtures(t *testing.T, e *Engine, p Policy) {
 		r := e.Evaluate(w)
 		if got := policiesOf(r); !slices.Equal(got, []string{p.ID}) {
 			t.Errorf("%s: want violations of %s only, got%s", f, p.ID, messages(r))
+		}
+		if p.CrossObject {
+			if w.Related == nil {
+				t.Errorf("%s: a fail fixture of a cross-object policy needs related documents (a PodDisruptionBudget or NetworkPolicy)", f)
+			}
+			unknown := *w
+			unknown.Related = nil
+			if r := e.Evaluate(&unknown); len(r.Violations) > 0 {
+				t.Errorf("%s: without a related view (as in admission) it must pass, got%s", f, messages(r))
+			}
 		}
 		if p.Fix == nil {
 			continue

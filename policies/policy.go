@@ -20,6 +20,10 @@ type Policy struct {
 	// It is nil for policies that cannot be fixed. A fix is idempotent, touches only its
 	// own fields, never overrides an explicit value, and never invents label values.
 	Fix func(*Workload) bool
+	// CrossObject says the policy checks the workload against other objects of its
+	// namespace (Workload.Related). Without that view it reports nothing, so it never
+	// denies or warns in admission: only the audit and the CLI can see what it checks.
+	CrossObject bool
 }
 
 // Catalog returns the policies configured by cfg, in the order fixes are applied. The order
@@ -41,5 +45,7 @@ func Catalog(cfg *Config) []Policy {
 		secretEnv(p.SecretEnv),
 		healthProbes(p.HealthProbes),
 		highAvailability(p.HighAvailability),
+		podDisruptionBudget(p.PodDisruptionBudget),
+		networkPolicy(p.NetworkPolicy),
 	}
 }

@@ -61,6 +61,10 @@ type Workload struct {
 	// Replicas is the desired replica count of a Deployment, StatefulSet or ReplicaSet
 	// (nil when unset there, meaning 1); nil for every other kind.
 	Replicas *int32
+	// Related is a read-only view of the PodDisruptionBudgets and NetworkPolicies of the
+	// workload's namespace, for the cross-object policies; nil when unknown, which is
+	// always the case in admission. NewWorkload leaves it nil: the audit and the CLI set it.
+	Related *Related
 
 	containers []ContainerRef
 	// skip names containers that an exception takes out of the policy being run.
