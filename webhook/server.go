@@ -75,6 +75,14 @@ type ServerOptions struct {
 	Now func() time.Time
 	// ConfigPoll is how often the config file is reread in case a change went unseen.
 	ConfigPoll time.Duration
+	// LeaderElection makes the manager (with a RESTConfig only) campaign for the Lease
+	// LeaderElectionNamespace/LeaderElectionID before it starts the Runnables that need
+	// leader election, such as the audit. Admission never needs it: every replica serves.
+	// The lease is released on shutdown, so that another replica takes over at once; a
+	// replica that loses it stops, as every controller-runtime leader does.
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	LeaderElectionID        string
 }
 
 func (o *ServerOptions) setDefaults() {
@@ -126,6 +134,7 @@ type Server struct {
 	certs    *certwatcher.CertWatcher
 	webhooks crwebhook.Server
 	host     host
+	mgr      manager.Manager // nil without a cluster
 }
 
 // host is what both a manager.Manager and the standalone group provide.
@@ -190,12 +199,17 @@ func NewServer(o ServerOptions) (*Server, error) {
 			HealthProbeBindAddress:  o.HealthProbeBindAddress,
 			WebhookServer:           s.webhooks,
 			GracefulShutdownTimeout: &o.ShutdownTimeout,
+			LeaderElection:          o.LeaderElection,
+			LeaderElectionNamespace: o.LeaderElectionNamespace,
+			LeaderElectionID:        o.LeaderElectionID,
+			// The process exits when the manager stops: hand the lease over at once.
+			LeaderElectionReleaseOnCancel: true,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("creating the manager: %w", err)
 		}
 		mgr.GetWebhookServer() // adds it
-		s.host = mgr
+		s.host, s.mgr = mgr, mgr
 	} else {
 		g, err := newGroup(o, log)
 		if err != nil {
@@ -236,6 +250,11 @@ func NewServer(o ServerOptions) (*Server, error) {
 
 // Add adds a Runnable, started with the server and stopped before it returns.
 func (s *Server) Add(r manager.Runnable) error { return s.host.Add(r) }
+
+// Manager returns the controller-runtime manager that runs the server when it has a
+// cluster (its APIReader, event recorders and leader election serve Runnables such as the
+// audit), and nil when it runs without one.
+func (s *Server) Manager() manager.Manager { return s.mgr }
 
 // Handlers returns the admission handlers.
 func (s *Server) Handlers() *Handlers { return s.handlers }

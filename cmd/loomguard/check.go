@@ -30,11 +30,13 @@ const checkExitCodes = `  0  no violation of an enforced policy
 func checkCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	f := newFlags(commandHelp{
 		name:  "check",
-		usage: "check -f PATH [-f PATH]... [--config FILE] [-o text|json|sarif|junit] [-n NAMESPACE] [-v]",
+		usage: "check -f PATH [-f PATH]... [--config FILE] [-o text|json|sarif|junit] [-n NAMESPACE] [-v] [--cross-object auto|on|off]",
 		description: `Evaluate manifests against loomguard's policies, with the same engine, config and
 messages as the admission webhook: what check denies, the cluster denies.
 
 ` + inputHelp + `
+
+` + crossObjectHelp + `
 
 Output formats (-o):
   text   (default) each workload with violations, as kubectl shows a denial:
@@ -64,6 +66,8 @@ its line: loomguard: bad.yaml: document 2 (line 14): <error>.`,
 	f.VarP(output, "output", "o", "output format: text, json, sarif or junit")
 	namespace := f.StringP("namespace", "n", "default", "evaluate workloads that name no namespace in `NAMESPACE`")
 	verbose := f.BoolP("verbose", "v", false, "text output: also list allowed workloads, waivers and skipped objects")
+	crossObject := modeChoice{newChoice(crossObjectAuto, crossObjectAuto, crossObjectOn, crossObjectOff)}
+	f.Var(crossObject, "cross-object", "where the input's PodDisruptionBudgets and NetworkPolicies are the whole truth: auto, on or off")
 	if code, done := f.parse(args, stdout, stderr); done {
 		return code
 	}
@@ -80,6 +84,7 @@ its line: loomguard: bad.yaml: document 2 (line 14): <error>.`,
 
 	r := newReader(engine, *namespace)
 	docs, sources, errs := r.scan(ctx, *files, stdin)
+	r.related = crossObjectView(docs, crossObject.value)
 	res := &checkResult{engine: engine, sources: sources, errors: errs}
 	for _, pd := range docs {
 		for _, e := range pd.entries {

@@ -11,12 +11,14 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
@@ -93,10 +95,19 @@ type entry struct {
 	// workload is the typed workload; nil for every other kind.
 	workload *policies.Workload
 	report   policies.Report
+	// related is a decoded PodDisruptionBudget or NetworkPolicy, which the cross-object
+	// policies check workloads against (see crossObjectView); nil for every other kind.
+	related kruntime.Object
+	// crossObject says the workload was evaluated with a Related view: the cross-object
+	// policies had something to check against.
+	crossObject bool
 }
 
 // location is how the entry is named in reports: source#document, plus .items[i].
 func (e *entry) location() string {
+	if e.doc.live {
+		return e.doc.source // a cluster object: no document, no item
+	}
 	s := e.doc.source + "#" + strconv.Itoa(e.doc.index)
 	if e.item >= 0 {
 		s += ".items[" + strconv.Itoa(e.item) + "]"
@@ -127,6 +138,9 @@ type reader struct {
 	engine    *policies.Engine
 	decoder   *policies.Decoder
 	namespace string // --namespace
+	// related holds, by namespace, the Related views workloads are evaluated with (see
+	// crossObjectView); a namespace without one leaves the cross-object policies silent.
+	related map[string]*policies.Related
 }
 
 func newReader(e *policies.Engine, namespace string) *reader {
@@ -267,7 +281,8 @@ func (r *reader) object(doc *document, item int, pointer string, raw []byte, def
 	if e.name == "" {
 		e.name = h.Metadata.GenerateName
 	}
-	if !policies.IsWorkloadGroupKind(gvk.GroupKind()) {
+	related := slices.Contains(policies.RelatedKinds(), gvk)
+	if !policies.IsWorkloadGroupKind(gvk.GroupKind()) && !related {
 		if want, ok := legacyWorkload(gvk); ok {
 			return nil, []error{fmt.Errorf("unsupported apiVersion %q for %s (want %s)", h.APIVersion, gvk.Kind, want)}
 		}
@@ -278,6 +293,15 @@ func (r *reader) object(doc *document, item int, pointer string, raw []byte, def
 	}
 	if e.namespace == "" {
 		e.namespace = r.namespace
+	}
+	if related {
+		// Counted like any other kind, and read for the cross-object policies.
+		obj, err := r.decoder.Decode(raw, gvk, true)
+		if err != nil {
+			return nil, []error{fmt.Errorf("%s: %w", describe(gvk.Kind, e.name), err)}
+		}
+		e.related = obj
+		return e, nil
 	}
 	var errs []error
 	obj, err := r.decoder.Decode(raw, gvk, true)
@@ -327,6 +351,8 @@ func (r *reader) evaluate(e *entry) {
 	w := e.workload
 	own := w.Meta.Namespace
 	w.Meta.Namespace = e.namespace
+	w.Related = r.related[e.namespace]
+	e.crossObject = w.Related != nil
 	e.report = r.engine.Evaluate(w)
 	w.Meta.Namespace = own
 }

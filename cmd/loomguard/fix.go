@@ -62,6 +62,9 @@ policies whose fixes changed it.
 
 	r := newReader(engine, *namespace)
 	docs, sources, errs := r.scan(ctx, *files, stdin)
+	// --check-after sees the input's PodDisruptionBudgets and NetworkPolicies as check
+	// does by default (fix never changes them).
+	r.related = crossObjectView(docs, crossObjectAuto)
 	after := &checkResult{engine: engine, sources: sources}
 	out := bufio.NewWriter(stdout)
 	objects := 0

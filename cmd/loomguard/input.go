@@ -155,6 +155,9 @@ type document struct {
 	// raw is the document's original text, without the separator lines.
 	raw    []byte
 	isJSON bool
+	// live marks a cluster object read by `loomguard audit`: it has no file, line or
+	// document index, and is named by its source ("cluster") alone.
+	live bool
 }
 
 // empty reports whether the document holds nothing but comments and blank lines.

@@ -1,5 +1,6 @@
 // Command loomguard enforces Loom's deployment policies: as an admission webhook
-// (serve) and offline, on manifest files in CI (check, fix, policies).
+// (serve, with its background audit), on what runs in a cluster (audit) and offline, on
+// manifest files in CI (check, fix, policies).
 //
 // main only builds the context and calls run, which takes its arguments and streams
 // explicitly so that tests drive the whole CLI in memory.
@@ -41,13 +42,14 @@ Usage:
 
 Commands:
   check     evaluate manifests against the policies (exit 1 on an enforced violation)
+  audit     evaluate what runs in a cluster, like check (exit 1 on an enforced violation)
   fix       print manifests with the safe defaults the mutating webhook applies
   policies  list the policies, their actions and fixes
   serve     run the admission webhook
   version   print the version
   help      show the help of a command
 
-Exit codes of check, fix and policies:
+Exit codes of check, audit, fix and policies:
   0  no enforced violation
   1  at least one violation of an enforced policy
   2  usage, input or config error
@@ -65,6 +67,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch name {
 	case "check":
 		return checkCommand(ctx, rest, stdin, stdout, stderr)
+	case "audit":
+		return auditCommand(ctx, rest, stdout, stderr, connectCluster)
 	case "fix":
 		return fixCommand(ctx, rest, stdin, stdout, stderr)
 	case "policies":

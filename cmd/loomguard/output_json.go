@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"io"
 )
 
 // The JSON report is a stable contract that other tools parse: field names and order
-// must not change.
+// must not change. writeJSON streams it, one result at a time.
 type jsonReport struct {
 	Summary jsonSummary  `json:"summary"`
 	Results []jsonResult `json:"results"`
@@ -38,13 +40,31 @@ type jsonViolation struct {
 	Message string `json:"message"`
 }
 
-// writeJSON writes every workload, allowed ones included, with 2-space indentation.
+// writeJSON writes every workload, allowed ones included, with 2-space indentation: the
+// layout of encoding/json's indented encoder over the whole report, written one result at
+// a time so that a large report (a cluster audit) is never held in memory twice.
 func writeJSON(w io.Writer, c *checkResult) error {
 	s := c.summary()
-	out := jsonReport{
-		Summary: jsonSummary{Objects: s.objects, Workloads: s.workloads, Violations: s.violations, Denied: s.denied},
-		Results: []jsonResult{},
+	bw := bufio.NewWriter(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	// encode writes v as an element nested at depth levels of indentation.
+	encode := func(v any, prefix string) error {
+		buf.Reset()
+		enc.SetIndent(prefix, "  ")
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+		_, err := bw.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+		return err
 	}
+	bw.WriteString("{\n  \"summary\": ")
+	if err := encode(jsonSummary{Objects: s.objects, Workloads: s.workloads, Violations: s.violations, Denied: s.denied}, "  "); err != nil {
+		return err
+	}
+	bw.WriteString(",\n  \"results\": [")
+	n := 0
 	for _, e := range c.entries {
 		if e.workload == nil {
 			continue
@@ -66,10 +86,18 @@ func writeJSON(w io.Writer, c *checkResult) error {
 				Policy: v.Policy, Action: string(v.Action), Field: v.Field, Message: v.Detail,
 			})
 		}
-		out.Results = append(out.Results, res)
+		if n > 0 {
+			bw.WriteString(",")
+		}
+		bw.WriteString("\n    ")
+		if err := encode(res, "    "); err != nil {
+			return err
+		}
+		n++
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	return enc.Encode(out)
+	if n > 0 {
+		bw.WriteString("\n  ")
+	}
+	bw.WriteString("]\n}\n")
+	return bw.Flush()
 }

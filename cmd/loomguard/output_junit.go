@@ -82,7 +82,7 @@ func writeJUnit(w io.Writer, c *checkResult) error {
 		}
 		s := suite(e.doc.source)
 		for _, p := range c.engine.Policies() {
-			s.Cases = append(s.Cases, junitPolicyCase(c.engine, e, p.ID))
+			s.Cases = append(s.Cases, junitPolicyCase(c.engine, e, p.ID, p.CrossObject))
 		}
 	}
 	for _, err := range c.errors {
@@ -130,8 +130,9 @@ func writeJUnit(w io.Writer, c *checkResult) error {
 	return err
 }
 
-// junitPolicyCase is the testcase of one policy on one workload.
-func junitPolicyCase(engine *policies.Engine, e *entry, policyID string) junitCase {
+// junitPolicyCase is the testcase of one policy on one workload. A cross-object policy
+// that had no PodDisruptionBudgets and NetworkPolicies to check against is skipped.
+func junitPolicyCase(engine *policies.Engine, e *entry, policyID string, crossObject bool) junitCase {
 	tc := junitCase{Name: e.object() + ": " + policyID, Classname: e.doc.source}
 	if e.report.Exempt {
 		tc.Skipped = &junitSkipped{Message: fmt.Sprintf("namespace %q is exempt", e.namespace)}
@@ -140,6 +141,10 @@ func junitPolicyCase(engine *policies.Engine, e *entry, policyID string) junitCa
 	action := engine.Action(policyID, e.namespace)
 	if action == policies.ActionOff {
 		tc.Skipped = &junitSkipped{Message: "policy is off"}
+		return tc
+	}
+	if crossObject && !e.crossObject {
+		tc.Skipped = &junitSkipped{Message: "cross-object policy: no PodDisruptionBudgets and NetworkPolicies of the namespace to check against (see --cross-object)"}
 		return tc
 	}
 	var msgs, lines []string

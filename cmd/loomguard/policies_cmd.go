@@ -62,6 +62,8 @@ type policyInfo struct {
 	// Fixable says whether the policy has a fix; FixEnabled whether the config lets it run.
 	Fixable    bool `json:"fixable"`
 	FixEnabled bool `json:"fixEnabled"`
+	// CrossObject says the policy needs the namespace's related objects (markdown only).
+	CrossObject bool `json:"-"`
 }
 
 func (p policyInfo) fix() string {
@@ -92,6 +94,7 @@ func describePolicies(e *policies.Engine) []policyInfo {
 			DefaultAction: string(p.DefaultAction),
 			Fixable:       p.Fix != nil,
 			FixEnabled:    p.Fix != nil && !disabled[p.ID],
+			CrossObject:   p.CrossObject,
 		})
 	}
 	return list
@@ -178,6 +181,15 @@ enforced or warned, in the order of the table below; audited policies change not
 never overrides an explicit value and never invents what only the author can know (label
 values, image tags, probes), and it is idempotent. ` + "`fix: false`" + ` in a policy's config
 switches its fix off.
+
+## Cross-object policies
+
+` + "`pod-disruption-budget`" + ` and ` + "`network-policy`" + ` check a workload against the
+PodDisruptionBudgets and NetworkPolicies of its namespace. Admission sees one object at a
+time, so they never deny, warn or audit there, whatever their action: the background audit
+and ` + "`loomguard audit`" + ` check them against the cluster, and ` + "`loomguard check`" + `
+against the PodDisruptionBudgets and NetworkPolicies of its input (` + "`--cross-object`" + `:
+by default, in the namespaces where the input holds at least one of them).
 `
 
 func writePoliciesMarkdown(w io.Writer, list []policyInfo, configPath string) error {
@@ -210,6 +222,9 @@ func writePoliciesMarkdown(w io.Writer, list []policyInfo, configPath string) er
 		}
 		fmt.Fprintf(bw, "- **Action:** %s\n", action)
 		fmt.Fprintf(bw, "- **Fix:** %s\n", p.fix())
+		if p.CrossObject {
+			bw.WriteString("- **Where:** audit and CLI only (a [cross-object policy](#cross-object-policies))\n")
+		}
 		if len(p.Fields) == 0 {
 			bw.WriteString("- **Fields:** —\n")
 			continue
