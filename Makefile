@@ -10,7 +10,7 @@ LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.
 GO_TEST    ?= go test
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: all build tools test unit e2e lint docs bench run clean help docker-build
+.PHONY: all build tools test unit e2e lint docs bench run clean help docker-build deploy-test
 
 all: build
 
@@ -20,16 +20,20 @@ help: ## list the targets
 build: ## build bin/loomguard
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/loomguard ./cmd/loomguard
 
-tools: ## build etcd, kube-apiserver, kube-controller-manager and kubectl into bin/ (once; ~15 min cold)
+tools: ## build etcd, kube-apiserver, kube-controller-manager, kubectl and helm into bin/ (once; ~15 min cold)
 	bash test/tools/build.sh
+	bash test/tools/helm/build.sh
 
 lint: ## gofmt and go vet
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 
-unit: ## unit, golden, webhook and CLI tests (no control plane)
-	$(GO_TEST) $(TEST_FLAGS) $$(go list ./... | grep -v /test/e2e)
+unit: ## unit, golden, webhook and CLI tests (no control plane, no tools)
+	$(GO_TEST) $(TEST_FLAGS) $$(go list ./... | grep -v -e /test/e2e -e /test/deploy)
+
+deploy-test: build tools ## render every overlay and the Helm chart; check them with loomguard itself
+	LOOMGUARD_BIN=$(BIN) $(GO_TEST) $(TEST_FLAGS) ./test/deploy/...
 
 e2e: build tools ## end-to-end tests on a real local control plane
 	LOOMGUARD_BIN=$(BIN) $(GO_TEST) $(TEST_FLAGS) ./test/e2e/...

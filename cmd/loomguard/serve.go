@@ -46,6 +46,8 @@ type serveFlags struct {
 	kubeconfig             string
 	enableHTTP2            bool
 	shutdownTimeout        time.Duration
+	certs                  certFlags       // serve_certs.go
+	audit                  auditServeFlags // audit_serve.go
 }
 
 func newServeFlagSet(f *serveFlags, stderr io.Writer) *pflag.FlagSet {
@@ -65,6 +67,8 @@ func newServeFlagSet(f *serveFlags, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then KUBECONFIG or ~/.kube/config; admission runs without a cluster)")
 	fs.BoolVar(&f.enableHTTP2, "enable-http2", false, "serve HTTP/2 as well as HTTP/1.1 on the webhook port")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", webhook.DefaultShutdownTimeout, "how long in-flight reviews may take to finish on SIGTERM")
+	addCertFlags(fs, &f.certs)
+	addAuditFlags(fs, &f.audit)
 	return fs
 }
 
@@ -223,6 +227,12 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if f.shutdownTimeout <= 0 {
 		return serveUsageError(stderr, fmt.Sprintf("--shutdown-timeout %s must be positive", f.shutdownTimeout))
 	}
+	if err := f.certs.validate(); err != nil {
+		return serveUsageError(stderr, err.Error())
+	}
+	if err := f.audit.validate(os.LookupEnv); err != nil {
+		return serveUsageError(stderr, err.Error())
+	}
 	log, err := newLogger(f.logLevel, f.logFormat, stderr)
 	if err != nil {
 		return serveUsageError(stderr, err.Error())
@@ -237,7 +247,12 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "loomguard serve: %v\n", err)
 		return exitServeFailed
 	}
-	srv, err := webhook.NewServer(webhook.ServerOptions{
+	certRunnables, err := setupCertificates(ctx, &f.certs, restConfig, f.certDir, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "loomguard serve: %v\n", err)
+		return exitServeFailed
+	}
+	srv, err := webhook.NewServer(f.audit.serverOptions(restConfig, webhook.ServerOptions{
 		ConfigPath:             f.config,
 		CertDir:                f.certDir,
 		Host:                   f.bindAddress,
@@ -249,8 +264,18 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		RESTConfig:             restConfig,
 		ShutdownTimeout:        f.shutdownTimeout,
 		Logger:                 log,
-	})
+	}))
 	if err != nil {
+		fmt.Fprintf(stderr, "loomguard serve: %v\n", err)
+		return exitServeFailed
+	}
+	for _, r := range certRunnables {
+		if err := srv.Add(r); err != nil {
+			fmt.Fprintf(stderr, "loomguard serve: %v\n", err)
+			return exitServeFailed
+		}
+	}
+	if err := addAuditor(srv, &f.audit, log); err != nil {
 		fmt.Fprintf(stderr, "loomguard serve: %v\n", err)
 		return exitServeFailed
 	}

@@ -83,8 +83,9 @@ type Cluster struct {
 
 	lg loomguardSetup
 
-	mu        sync.Mutex // guards loomguard
+	mu        sync.Mutex // guards loomguard and extras
 	loomguard *process
+	extras    []*process // StartExtraLoomguard's, stopped with the cluster
 
 	stopOnce sync.Once
 	stopErr  error
@@ -280,6 +281,9 @@ func (c *Cluster) bin(name string) string { return filepath.Join(c.binDir, name)
 func (c *Cluster) Stop() error {
 	c.stopOnce.Do(func() {
 		var errs []error
+		if err := c.stopExtraLoomguards(); err != nil {
+			errs = append(errs, err)
+		}
 		if err := c.StopLoomguard(); err != nil {
 			errs = append(errs, err)
 		}
@@ -344,3 +348,7 @@ func (c *Cluster) LogTails(n int) string {
 	}
 	return b.String()
 }
+
+// BinPath is the path of a binary in the bin directory the cluster runs (kubectl,
+// loomguard, ...), for tests that start processes of their own.
+func (c *Cluster) BinPath(name string) string { return c.bin(name) }

@@ -23,6 +23,9 @@ const (
 	reloadTimeout = 15 * time.Second
 )
 
+// AuditInterval is the --audit-interval of the harness's loomguard processes.
+const AuditInterval = 2 * time.Second
+
 // loomguardSetup is what stays the same across loomguard restarts.
 type loomguardSetup struct {
 	port        int // webhook (HTTPS)
@@ -31,6 +34,7 @@ type loomguardSetup struct {
 	certDir     string // tls.crt, tls.key (and ca.crt)
 	caPEM       []byte // the CA of tls.crt: the webhooks' caBundle
 	configPath  string
+	extraArgs   []string // SetLoomguardArgs
 }
 
 // LoomguardURL is the base URL of loomguard's webhook server.
@@ -57,15 +61,25 @@ func (c *Cluster) LoomguardPID() int {
 
 // loomguardArgs is the `loomguard serve` command line.
 func (c *Cluster) loomguardArgs() []string {
+	return append(c.serveArgs(c.lg.port, c.lg.metricsPort, c.lg.healthPort, c.kubeconfig), c.lg.extraArgs...)
+}
+
+// serveArgs is the command line of a `loomguard serve` on these ports with this kubeconfig,
+// the cluster's certificates and config file.
+func (c *Cluster) serveArgs(port, metricsPort, healthPort int, kubeconfig string) []string {
 	return []string{
 		"serve",
 		"--bind-address=127.0.0.1",
-		"--port=" + strconv.Itoa(c.lg.port),
+		"--port=" + strconv.Itoa(port),
 		"--cert-dir=" + c.lg.certDir,
 		"--config=" + c.lg.configPath,
-		"--metrics-bind-address=" + hostPort(c.lg.metricsPort),
-		"--health-probe-bind-address=" + hostPort(c.lg.healthPort),
-		"--kubeconfig=" + c.kubeconfig,
+		"--metrics-bind-address=" + hostPort(metricsPort),
+		"--health-probe-bind-address=" + hostPort(healthPort),
+		"--kubeconfig=" + kubeconfig,
+		// The background audit: a short interval so that tests see a change within
+		// seconds, and Events on the offending objects.
+		"--audit-interval=" + AuditInterval.String(),
+		"--audit-events",
 	}
 }
 
@@ -94,12 +108,18 @@ func (c *Cluster) StartLoomguard(ctx context.Context) error {
 	}
 	c.loomguard = p
 
+	return c.waitLoomguardReady(ctx, p, c.lg.port, c.lg.healthPort)
+}
+
+// waitLoomguardReady waits until the loomguard process p answers 200 on /readyz of its
+// health port and serves TLS with the webhooks' certificate on its webhook port.
+func (c *Cluster) waitLoomguardReady(ctx context.Context, p *process, port, healthPort int) error {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(c.lg.caPEM)
 	tlsConfig := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
 	httpClient := &http.Client{Timeout: 2 * time.Second}
-	readyz := "http://" + hostPort(c.lg.healthPort) + "/readyz"
-	return c.poll(ctx, loomguardTimeout, "loomguard /readyz and webhook TLS", []*process{p}, func(ctx context.Context) error {
+	readyz := "http://" + hostPort(healthPort) + "/readyz"
+	return c.poll(ctx, loomguardTimeout, p.name+" /readyz and webhook TLS", []*process{p}, func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, readyz, nil)
 		if err != nil {
 			return err
@@ -113,7 +133,7 @@ func (c *Cluster) StartLoomguard(ctx context.Context) error {
 			return fmt.Errorf("/readyz answered %s", resp.Status)
 		}
 		d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 2 * time.Second}, Config: tlsConfig}
-		conn, err := d.DialContext(ctx, "tcp", hostPort(c.lg.port))
+		conn, err := d.DialContext(ctx, "tcp", hostPort(port))
 		if err != nil {
 			return fmt.Errorf("webhook port: %w", err)
 		}
@@ -213,9 +233,32 @@ func (c *Cluster) configReloads(ctx context.Context) (reloadCounts, error) {
 // by their label set as written in the exposition format (`{a="x",b="y"}`, or "" for none).
 // A metric without samples yields an empty map.
 func (c *Cluster) LoomguardMetric(ctx context.Context, name string) (map[string]float64, error) {
+	return scrapeMetric(ctx, c.LoomguardMetricsURL(), name)
+}
+
+// LoomguardMetrics is LoomguardMetric for several metrics from one scrape, so that their
+// samples are consistent with each other; keyed by metric name.
+func (c *Cluster) LoomguardMetrics(ctx context.Context, names ...string) (map[string]map[string]float64, error) {
+	return scrapeMetrics(ctx, c.LoomguardMetricsURL(), names...)
+}
+
+// scrapeMetric scrapes a metrics endpoint and returns the samples of one metric, keyed by
+// their label set as written in the exposition format.
+func scrapeMetric(ctx context.Context, url, name string) (map[string]float64, error) {
+	all, err := scrapeMetrics(ctx, url, name)
+	if err != nil {
+		return nil, err
+	}
+	return all[name], nil
+}
+
+// scrapeMetrics scrapes a metrics endpoint once and returns the samples of the metrics
+// named, by name, each keyed by its label set as written in the exposition format. A
+// metric without samples yields an empty map.
+func scrapeMetrics(ctx context.Context, url string, names ...string) (map[string]map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.LoomguardMetricsURL(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("scraping loomguard metrics: %w", err)
 	}
@@ -227,13 +270,24 @@ func (c *Cluster) LoomguardMetric(ctx context.Context, name string) (map[string]
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("scraping loomguard metrics: %s", resp.Status)
 	}
-	out := map[string]float64{}
+	out := map[string]map[string]float64{}
+	for _, name := range names {
+		out[name] = map[string]float64{}
+	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.IndexAny(line, "{ ")
+		if i < 0 {
+			continue
+		}
+		name, rest := line[:i], line[i:]
+		samples, ok := out[name]
+		if !ok {
 			continue
 		}
 		labels := ""
@@ -252,7 +306,7 @@ func (c *Cluster) LoomguardMetric(ctx context.Context, name string) (map[string]
 		if err != nil {
 			return nil, fmt.Errorf("parsing metric line %q: %w", line, err)
 		}
-		out[labels] = v
+		samples[labels] = v
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("reading loomguard metrics: %w", err)

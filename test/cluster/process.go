@@ -150,3 +150,7 @@ func freePorts(n int) ([]int, error) {
 func hostPort(port int) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
+
+// FreePorts asks the kernel for n distinct unused loopback TCP ports, for processes a
+// test starts itself.
+func FreePorts(n int) ([]int, error) { return freePorts(n) }
