@@ -10,7 +10,7 @@ LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.
 GO_TEST    ?= go test
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: all build tools test unit e2e lint docs bench run clean help docker-build deploy-test
+.PHONY: all build tools test unit e2e lint docs bench run clean help docker-build deploy-test audit-scale
 
 all: build
 
@@ -45,11 +45,14 @@ docs: ## regenerate docs/policies.md from the policy catalog
 	go run ./cmd/loomguard policies -o markdown > docs/policies.md
 
 bench: ## engine and handler benchmarks
-	go test -run '^$$' -bench . -benchmem ./policies ./webhook ./cmd/loomguard
+	go test -run '^$$' -bench . -benchmem ./policies ./webhook ./audit ./cmd/loomguard
 
 run: build tools ## start a local control plane with loomguard and the example Loom bundle
 	go build -o $(BIN)/devcluster ./test/cmd/devcluster
 	LOOMGUARD_BIN=$(BIN) $(BIN)/devcluster
+
+audit-scale: build tools ## the audit of 10,000 workloads on the local control plane (≈ 11 min, mostly creating them)
+	LOOMGUARD_AUDIT_SCALE=10000 LOOMGUARD_BIN=$(BIN) go test ./test/e2e -run TestAuditScale -count=1 -v -timeout 40m
 
 clean: ## remove built binaries
 	rm -rf $(BIN)

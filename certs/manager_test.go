@@ -344,14 +344,29 @@ func TestWriteFilesSwapsAtomically(t *testing.T) {
 	secret.Data = second.data(nil)
 	checkFiles(t, dir, secret)
 
+	// The watcher adds its file watches asynchronously after Start, so a swap can land
+	// before it watches: swap in a fresh certificate each second until one is seen. Only
+	// the file watch can see them (the poll interval is an hour).
+	want := second.leaf
 	deadline := time.Now().Add(10 * time.Second)
+	nextSwap := time.Now().Add(time.Second)
 	for {
 		c, err := cw.GetCertificate(nil)
-		if err == nil && c.Leaf != nil && c.Leaf.SerialNumber.Cmp(second.leaf.cert.SerialNumber) == 0 {
+		if err == nil && c.Leaf != nil && c.Leaf.SerialNumber.Cmp(want.cert.SerialNumber) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the certificate watcher did not load the new certificate")
+		}
+		if time.Now().After(nextSwap) {
+			next, _, err := plan(&state{ca: first.ca}, m.p, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.writeFiles(next.leaf); err != nil {
+				t.Fatal(err)
+			}
+			want, nextSwap = next.leaf, time.Now().Add(time.Second)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
