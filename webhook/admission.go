@@ -233,6 +233,33 @@ func (h *Handlers) unchanged(r *review, w *policies.Workload) bool {
 		equality.Semantic.DeepEqual(old.Template.Labels, w.Template.Labels)
 }
 
+// begin takes a review as far as both webhooks go alike: it answers a malformed request, a
+// request loomguard skips (subresources, DELETE, non-workload kinds) and one it cannot
+// decode, and otherwise returns the engine in force and the decoded workload.
+func (h *Handlers) begin(r *review) (*policies.Engine, *policies.Workload, *admission.Response) {
+	if bad := r.check(); bad != nil {
+		h.log.Info("bad admission request", r.logValues("reason", bad.Result.Message)...)
+		return nil, nil, bad
+	}
+	if reason := r.skipReason(); reason != "" {
+		r.decision = decisionSkipped
+		resp := allowed(reason)
+		return nil, nil, &resp
+	}
+	engine := h.engine.Load()
+	if engine == nil {
+		return nil, nil, errored(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable, "loomguard has no config loaded")
+	}
+	w, err := h.decode(r, r.req.Object.Raw)
+	if err != nil {
+		h.log.Info("undecodable workload denied", r.logValues("error", err.Error())...)
+		return nil, nil, errored(http.StatusBadRequest, metav1.StatusReasonBadRequest,
+			fmt.Sprintf("loomguard cannot decode %s: %v", r.object(), err))
+	}
+	r.named(w)
+	return engine, w, nil
+}
+
 func (h *Handlers) done(webhook string, r *review, start time.Time) {
 	elapsed := time.Since(start)
 	h.metrics.observeRequest(webhook, r.operation, r.kind, r.decision, r.dryRun, elapsed.Seconds())
@@ -256,25 +283,10 @@ func (h *Handlers) Validate(_ context.Context, req admission.Request) (resp admi
 		}
 	}()
 
-	if bad := r.check(); bad != nil {
-		h.log.Info("bad admission request", r.logValues("reason", bad.Result.Message)...)
-		return *bad
+	engine, w, early := h.begin(r)
+	if early != nil {
+		return *early
 	}
-	if reason := r.skipReason(); reason != "" {
-		r.decision = decisionSkipped
-		return allowed(reason)
-	}
-	engine := h.engine.Load()
-	if engine == nil {
-		return *errored(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable, "loomguard has no config loaded")
-	}
-	w, err := h.decode(r, req.Object.Raw)
-	if err != nil {
-		h.log.Info("undecodable workload denied", r.logValues("error", err.Error())...)
-		return *errored(http.StatusBadRequest, metav1.StatusReasonBadRequest,
-			fmt.Sprintf("loomguard cannot decode %s: %v", r.object(), err))
-	}
-	r.named(w)
 	if w.Meta.Namespace == "" {
 		// The request's namespace is authoritative: a controller's pods may arrive without one.
 		w.Meta.Namespace = req.Namespace
@@ -434,25 +446,10 @@ func (h *Handlers) Mutate(_ context.Context, req admission.Request) (resp admiss
 		}
 	}()
 
-	if bad := r.check(); bad != nil {
-		h.log.Info("bad admission request", r.logValues("reason", bad.Result.Message)...)
-		return *bad
+	engine, w, early := h.begin(r)
+	if early != nil {
+		return *early
 	}
-	if reason := r.skipReason(); reason != "" {
-		r.decision = decisionSkipped
-		return allowed(reason)
-	}
-	engine := h.engine.Load()
-	if engine == nil {
-		return *errored(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable, "loomguard has no config loaded")
-	}
-	w, err := h.decode(r, req.Object.Raw)
-	if err != nil {
-		h.log.Info("undecodable workload denied", r.logValues("error", err.Error())...)
-		return *errored(http.StatusBadRequest, metav1.StatusReasonBadRequest,
-			fmt.Sprintf("loomguard cannot decode %s: %v", r.object(), err))
-	}
-	r.named(w)
 
 	r.decision = decisionSkipped
 	switch {
