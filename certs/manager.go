@@ -388,37 +388,29 @@ func swapSymlink(path, target string) error {
 // authorizes list and watch against resourceNames.
 
 func (m *Manager) secretInformer() cache.SharedIndexInformer {
-	api := m.o.Client.CoreV1().Secrets(m.o.Namespace)
-	sel := nameSelector(m.o.SecretName)
-	return m.newInformer(&corev1.Secret{},
-		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
-			return api.List(ctx, o)
-		},
-		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return api.Watch(ctx, o)
-		})
+	return namedInformer(m, &corev1.Secret{}, m.o.SecretName, m.o.Client.CoreV1().Secrets(m.o.Namespace))
 }
 
 func (m *Manager) mutatingInformer(name string) cache.SharedIndexInformer {
-	api := m.o.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	sel := nameSelector(name)
-	return m.newInformer(&admissionregistrationv1.MutatingWebhookConfiguration{},
-		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
-			return api.List(ctx, o)
-		},
-		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return api.Watch(ctx, o)
-		})
+	return namedInformer(m, &admissionregistrationv1.MutatingWebhookConfiguration{}, name,
+		m.o.Client.AdmissionregistrationV1().MutatingWebhookConfigurations())
 }
 
 func (m *Manager) validatingInformer(name string) cache.SharedIndexInformer {
-	api := m.o.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations()
+	return namedInformer(m, &admissionregistrationv1.ValidatingWebhookConfiguration{}, name,
+		m.o.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations())
+}
+
+// listWatcher is the List and Watch of a typed client-go resource interface.
+type listWatcher[L runtime.Object] interface {
+	List(ctx context.Context, opts metav1.ListOptions) (L, error)
+	Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
+}
+
+// namedInformer watches the one object called name through api.
+func namedInformer[L runtime.Object](m *Manager, example runtime.Object, name string, api listWatcher[L]) cache.SharedIndexInformer {
 	sel := nameSelector(name)
-	return m.newInformer(&admissionregistrationv1.ValidatingWebhookConfiguration{},
+	return m.newInformer(example,
 		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.FieldSelector = sel
 			return api.List(ctx, o)

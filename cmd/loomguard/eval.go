@@ -441,3 +441,19 @@ func (r *reader) scanSource(ctx context.Context, s source, stdin io.Reader) (rea
 	}
 	return true, docs, errs
 }
+
+// newInputReader checks the input flags that check and fix share and loads the config. It
+// returns nil and the exit code when the command must stop.
+func (f *flags) newInputReader(files []string, namespace, configPath string, stderr io.Writer) (*reader, int) {
+	if len(files) == 0 {
+		return nil, f.usageError(stderr, "no input: give at least one -f PATH (- for stdin)")
+	}
+	if namespace == "" {
+		return nil, f.usageError(stderr, "--namespace must not be empty")
+	}
+	engine, ok := loadEngine(configPath, stderr)
+	if !ok {
+		return nil, exitError
+	}
+	return newReader(engine, namespace), exitOK
+}

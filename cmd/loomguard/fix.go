@@ -49,18 +49,11 @@ policies whose fixes changed it.
 	if code, done := f.parse(args, stdout, stderr); done {
 		return code
 	}
-	if len(*files) == 0 {
-		return f.usageError(stderr, "no input: give at least one -f PATH (- for stdin)")
+	r, code := f.newInputReader(*files, *namespace, *configPath, stderr)
+	if r == nil {
+		return code
 	}
-	if *namespace == "" {
-		return f.usageError(stderr, "--namespace must not be empty")
-	}
-	engine, ok := loadEngine(*configPath, stderr)
-	if !ok {
-		return exitError
-	}
-
-	r := newReader(engine, *namespace)
+	engine := r.engine
 	docs, sources, errs := r.scan(ctx, *files, stdin)
 	// --check-after sees the input's PodDisruptionBudgets and NetworkPolicies as check
 	// does by default (fix never changes them).
