@@ -24,7 +24,8 @@ tools: ## build etcd, kube-apiserver, kube-controller-manager, kubectl and helm 
 	bash test/tools/build.sh
 	bash test/tools/helm/build.sh
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet, and no build outputs in git
+	bash hack/check-tree.sh
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
