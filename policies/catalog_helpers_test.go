@@ -171,3 +171,16 @@ func catalogRun(t *testing.T, p Policy, cases []catalogCase) {
 		})
 	}
 }
+
+// catalogPolicy returns the registered policy with the given ID, configured by the Loom
+// profile, as the engine runs it.
+func catalogPolicy(t testing.TB, id string) Policy {
+	t.Helper()
+	for _, p := range Catalog(DefaultConfig()) {
+		if p.ID == id {
+			return p
+		}
+	}
+	t.Fatalf("no registered policy %q", id)
+	return Policy{}
+}

@@ -73,7 +73,20 @@ type Settings struct {
 	Fix *bool `json:"fix,omitempty"`
 }
 
-// PolicyConfigs holds each policy's settings under its ID.
+// Common returns s: every policy's config embeds its Settings.
+func (s Settings) Common() Settings { return s }
+
+// Default does nothing: a policy without parameters has no defaults beyond its action.
+// A policy with parameters defines its own.
+func (s *Settings) Default() {}
+
+// Validate returns nothing: the common settings are validated with the whole config, and a
+// policy with parameters defines its own Validate.
+func (s *Settings) Validate(*field.Path) field.ErrorList { return nil }
+
+// PolicyConfigs holds each policy's config under its ID: one field per entry of the
+// Registry, whose JSON tag is the policy's ID. Each policy's file defines its config type
+// (Settings for a policy without parameters), with its defaults and its validation.
 type PolicyConfigs struct {
 	RequiredLabels         RequiredLabelsConfig      `json:"required-labels"`
 	ResourceLimits         ResourceLimitsConfig      `json:"resource-limits"`
@@ -92,161 +105,17 @@ type PolicyConfigs struct {
 	NetworkPolicy          Settings                  `json:"network-policy"`
 }
 
-// RequiredLabelsConfig configures required-labels.
-type RequiredLabelsConfig struct {
-	Settings `json:",inline"`
-	// Labels must be present on the workload and on its pod template.
-	Labels []string `json:"labels,omitempty"`
-	// AllowedValues restricts the values of some labels.
-	AllowedValues map[string][]string `json:"allowedValues,omitempty"`
-}
-
-// ResourceLimitsConfig configures resource-limits.
-type ResourceLimitsConfig struct {
-	Settings `json:",inline"`
-	// MaxLimitRequestRatio caps limit/request for each resource; 0 disables the cap.
-	MaxLimitRequestRatio float64 `json:"maxLimitRequestRatio,omitempty"`
-	// Defaults fill missing requests and limits.
-	Defaults ResourceDefaults `json:"defaults"`
-}
-
-// ResourceDefaults are the quantities the fix fills in.
-type ResourceDefaults struct {
-	Requests ResourceAmounts `json:"requests"`
-	Limits   ResourceAmounts `json:"limits"`
-}
-
-// ResourceAmounts are a cpu and a memory quantity.
-type ResourceAmounts struct {
-	CPU    string `json:"cpu,omitempty"`
-	Memory string `json:"memory,omitempty"`
-}
-
-// RunAsNonRootConfig configures run-as-non-root.
-type RunAsNonRootConfig struct {
-	Settings `json:",inline"`
-	// RunAsUser, RunAsGroup and FSGroup are set at pod level where unset.
-	RunAsUser  int64 `json:"runAsUser,omitempty"`
-	RunAsGroup int64 `json:"runAsGroup,omitempty"`
-	FSGroup    int64 `json:"fsGroup,omitempty"`
-}
-
-// DropAllCapabilitiesConfig configures drop-all-capabilities.
-type DropAllCapabilitiesConfig struct {
-	Settings `json:",inline"`
-	// AllowedAdd lists the capabilities a container may add back. NET_BIND_SERVICE is
-	// allowed only to a container that declares a containerPort below 1024.
-	AllowedAdd []string `json:"allowedAdd,omitempty"`
-}
-
-// WritablePathsConfig configures writable-paths.
-type WritablePathsConfig struct {
-	Settings `json:",inline"`
-	// Paths must each be covered by a volumeMount when the root filesystem is read only.
-	Paths []string `json:"paths,omitempty"`
-	// SizeLimit is the sizeLimit of the emptyDir volumes the fix injects ("" for none).
-	SizeLimit string `json:"sizeLimit,omitempty"`
-}
-
-// SeccompProfileConfig configures seccomp-profile.
-type SeccompProfileConfig struct {
-	Settings `json:",inline"`
-	// AllowedTypes are the accepted seccomp profile types.
-	AllowedTypes []string `json:"allowedTypes,omitempty"`
-}
-
-// ImageTagConfig configures image-tag.
-type ImageTagConfig struct {
-	Settings `json:",inline"`
-	// ForbiddenTags may never be used (latest, always).
-	ForbiddenTags []string `json:"forbiddenTags,omitempty"`
-	// AllowedRegistries, when set, are the only registries or repository prefixes images
-	// may come from (e.g. ghcr.io or ghcr.io/loom). docker.io is the implicit registry.
-	AllowedRegistries []string `json:"allowedRegistries,omitempty"`
-	// RequireDigest requires every image to be pinned by digest.
-	RequireDigest bool `json:"requireDigest,omitempty"`
-}
-
-// SecretEnvConfig configures secret-env.
-type SecretEnvConfig struct {
-	Settings `json:",inline"`
-	// SecretNames are the words that make an environment variable secret-like. A word
-	// matches whole parts of the name split at "_", "-" and ".": PWD matches POSTGRES_PWD,
-	// API_KEY matches OPENAI_API_KEY.
-	SecretNames []string `json:"secretNames,omitempty"`
-	// ForbiddenNames may never be set in a pod, even from a Secret.
-	ForbiddenNames []string `json:"forbiddenNames,omitempty"`
-	// WeakValues are refused in any environment value, command or argument (case-insensitive).
-	WeakValues []string `json:"weakValues,omitempty"`
-}
-
-// HighAvailabilityConfig configures high-availability.
-type HighAvailabilityConfig struct {
-	Settings `json:",inline"`
-	// Label and Values select the workloads that must be highly available.
-	Label  string   `json:"label,omitempty"`
-	Values []string `json:"values,omitempty"`
-	// MinReplicas is the least replica count of such a workload.
-	MinReplicas int32 `json:"minReplicas,omitempty"`
-	// SpreadFromReplicas is the replica count from which topologySpreadConstraints are required.
-	SpreadFromReplicas int32 `json:"spreadFromReplicas,omitempty"`
-}
-
-// PodDisruptionBudgetConfig configures pod-disruption-budget.
-type PodDisruptionBudgetConfig struct {
-	Settings `json:",inline"`
-	// Label and Values select the workloads that need a budget.
-	Label  string   `json:"label,omitempty"`
-	Values []string `json:"values,omitempty"`
-	// MinReplicas is the replica count from which such a workload needs a budget: with a
-	// single replica, a budget either blocks every drain or protects nothing.
-	MinReplicas int32 `json:"minReplicas,omitempty"`
-}
-
 // DefaultConfig returns the Loom profile: the policies and values of Loom's Kubernetes
 // best-practices guide (see docs/policies.md).
 func DefaultConfig() *Config {
-	return &Config{
+	cfg := &Config{
 		DefaultAction:    ActionEnforce,
 		ExemptNamespaces: []string{"kube-system", "kube-public", "kube-node-lease", "loomguard-system"},
-		Policies: PolicyConfigs{
-			RequiredLabels: RequiredLabelsConfig{
-				Labels:        []string{"app", "version", "environment"},
-				AllowedValues: map[string][]string{"environment": {"development", "staging", "production"}},
-			},
-			ResourceLimits: ResourceLimitsConfig{
-				MaxLimitRequestRatio: 5,
-				Defaults: ResourceDefaults{
-					Requests: ResourceAmounts{CPU: "100m", Memory: "256Mi"},
-					Limits:   ResourceAmounts{CPU: "500m", Memory: "512Mi"},
-				},
-			},
-			RunAsNonRoot:        RunAsNonRootConfig{RunAsUser: 1000, RunAsGroup: 1000, FSGroup: 1000},
-			DropAllCapabilities: DropAllCapabilitiesConfig{AllowedAdd: []string{"NET_BIND_SERVICE"}},
-			WritablePaths:       WritablePathsConfig{Paths: []string{"/tmp"}, SizeLimit: "256Mi"},
-			SeccompProfile:      SeccompProfileConfig{AllowedTypes: []string{"RuntimeDefault", "Localhost"}},
-			ImageTag:            ImageTagConfig{ForbiddenTags: []string{"latest"}},
-			SecretEnv: SecretEnvConfig{
-				SecretNames: []string{
-					"PASSWORD", "PASSWD", "PWD", "SECRET", "TOKEN", "API_KEY", "APIKEY",
-					"DSN", "PRIVATE_KEY", "CREDENTIALS", "CREDENTIAL", "DATABASE_URL",
-				},
-				ForbiddenNames: []string{"GITHUB_TOKEN"},
-				WeakValues:     []string{"changeme", "loom-default-password", "change-me-in-production"},
-			},
-			HighAvailability: HighAvailabilityConfig{
-				Label:              "environment",
-				Values:             []string{"production"},
-				MinReplicas:        2,
-				SpreadFromReplicas: 3,
-			},
-			PodDisruptionBudget: PodDisruptionBudgetConfig{
-				Label:       "environment",
-				Values:      []string{"production"},
-				MinReplicas: 2,
-			},
-		},
 	}
+	for _, r := range Registry() {
+		r.Config(&cfg.Policies).Default()
+	}
+	return cfg
 }
 
 // LoadConfig decodes a YAML or JSON config laid over DefaultConfig. Decoding is strict:
@@ -292,7 +161,7 @@ func strictError(fe kjson.FieldError) *field.Error {
 	switch {
 	case strings.Contains(msg, "unknown field"):
 		if isPolicyKey(fe.FieldPath()) {
-			return field.NotSupported(p, strings.TrimPrefix(fe.FieldPath(), "policies."), sortedKeys(policyIDs(DefaultConfig())))
+			return field.NotSupported(p, strings.TrimPrefix(fe.FieldPath(), "policies."), PolicyIDs())
 		}
 		return field.Invalid(p, field.OmitValueType{}, "unknown field")
 	case strings.Contains(msg, "duplicate field"):
@@ -348,7 +217,7 @@ func (c *Config) Validate() field.ErrorList {
 			errs = append(errs, field.Required(field.NewPath("exemptNamespaces").Index(i), "namespace name"))
 		}
 	}
-	ids := policyIDs(c)
+	ids := policyIDs()
 	for i, o := range c.Namespaces {
 		p := field.NewPath("namespaces").Index(i)
 		if len(o.Names) == 0 {
@@ -386,6 +255,8 @@ func (c *Config) Validate() field.ErrorList {
 	return errs
 }
 
+// validate checks every policy's action, in the order of the policy IDs, then each policy's
+// own parameters, in registry order.
 func (pc *PolicyConfigs) validate(p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	settings := pc.settings()
@@ -394,121 +265,20 @@ func (pc *PolicyConfigs) validate(p *field.Path) field.ErrorList {
 			errs = append(errs, validateAction(p.Child(id, "action"), a)...)
 		}
 	}
-
-	rl := p.Child("required-labels")
-	for i, l := range pc.RequiredLabels.Labels {
-		if l == "" {
-			errs = append(errs, field.Required(rl.Child("labels").Index(i), "label key"))
-		}
-	}
-	for _, k := range sortedKeys(pc.RequiredLabels.AllowedValues) {
-		if len(pc.RequiredLabels.AllowedValues[k]) == 0 {
-			errs = append(errs, field.Required(rl.Child("allowedValues").Key(k), "at least one allowed value"))
-		}
-	}
-
-	r := p.Child("resource-limits")
-	if pc.ResourceLimits.MaxLimitRequestRatio < 0 || (pc.ResourceLimits.MaxLimitRequestRatio > 0 && pc.ResourceLimits.MaxLimitRequestRatio < 1) {
-		errs = append(errs, field.Invalid(r.Child("maxLimitRequestRatio"), pc.ResourceLimits.MaxLimitRequestRatio, "must be 0 (no cap) or at least 1"))
-	}
-	d := pc.ResourceLimits.Defaults
-	var qerrs field.ErrorList
-	for _, q := range []struct {
-		path *field.Path
-		val  string
-	}{
-		{r.Child("defaults", "requests", "cpu"), d.Requests.CPU},
-		{r.Child("defaults", "requests", "memory"), d.Requests.Memory},
-		{r.Child("defaults", "limits", "cpu"), d.Limits.CPU},
-		{r.Child("defaults", "limits", "memory"), d.Limits.Memory},
-	} {
-		qerrs = append(qerrs, validateQuantity(q.path, q.val, true)...)
-	}
-	errs = append(errs, qerrs...)
-	if len(qerrs) == 0 {
-		ratio := pc.ResourceLimits.MaxLimitRequestRatio
-		for _, res := range []struct{ name, req, lim string }{{"cpu", d.Requests.CPU, d.Limits.CPU}, {"memory", d.Requests.Memory, d.Limits.Memory}} {
-			req, lim := resource.MustParse(res.req), resource.MustParse(res.lim)
-			if req.Cmp(lim) > 0 {
-				errs = append(errs, field.Invalid(r.Child("defaults", "requests", res.name), res.req, fmt.Sprintf("must not exceed the default limit %s", res.lim)))
-			} else if ratio > 0 && float64(lim.MilliValue()) > ratio*float64(req.MilliValue()) {
-				errs = append(errs, field.Invalid(r.Child("defaults", "limits", res.name), res.lim, fmt.Sprintf("is more than maxLimitRequestRatio (%g) times the default request %s", ratio, res.req)))
-			}
-		}
-	}
-
-	u := p.Child("run-as-non-root")
-	for _, id := range []struct {
-		name string
-		v    int64
-	}{{"runAsUser", pc.RunAsNonRoot.RunAsUser}, {"runAsGroup", pc.RunAsNonRoot.RunAsGroup}, {"fsGroup", pc.RunAsNonRoot.FSGroup}} {
-		if id.v <= 0 {
-			errs = append(errs, field.Invalid(u.Child(id.name), id.v, "must be a positive, non-root ID"))
-		}
-	}
-
-	for i, c := range pc.DropAllCapabilities.AllowedAdd {
-		if c == "" || c == "ALL" || strings.HasPrefix(c, "CAP_") {
-			errs = append(errs, field.Invalid(p.Child("drop-all-capabilities", "allowedAdd").Index(i), c, "must be a capability name without the CAP_ prefix, not ALL"))
-		}
-	}
-
-	wp := p.Child("writable-paths")
-	for i, wpath := range pc.WritablePaths.Paths {
-		if !strings.HasPrefix(wpath, "/") || path.Clean(wpath) != wpath || wpath == "/" {
-			errs = append(errs, field.Invalid(wp.Child("paths").Index(i), wpath, "must be a clean absolute path other than /"))
-		}
-	}
-	errs = append(errs, validateQuantity(wp.Child("sizeLimit"), pc.WritablePaths.SizeLimit, false)...)
-
-	for i, t := range pc.SeccompProfile.AllowedTypes {
-		switch t {
-		case "RuntimeDefault", "Localhost":
-		default:
-			errs = append(errs, field.NotSupported(p.Child("seccomp-profile", "allowedTypes").Index(i), t, []string{"RuntimeDefault", "Localhost"}))
-		}
-	}
-	if len(pc.SeccompProfile.AllowedTypes) == 0 {
-		errs = append(errs, field.Required(p.Child("seccomp-profile", "allowedTypes"), "at least one profile type"))
-	}
-
-	for i, r := range pc.ImageTag.AllowedRegistries {
-		if r == "" || strings.HasSuffix(r, "/") || strings.Contains(r, "://") {
-			errs = append(errs, field.Invalid(p.Child("image-tag", "allowedRegistries").Index(i), r, "must be a registry host or repository prefix such as ghcr.io/loom, without scheme or trailing slash"))
-		}
-	}
-
-	se := p.Child("secret-env")
-	for i, n := range pc.SecretEnv.SecretNames {
-		if n == "" {
-			errs = append(errs, field.Required(se.Child("secretNames").Index(i), "a name word"))
-		}
-	}
-	for i, v := range pc.SecretEnv.WeakValues {
-		if v == "" {
-			errs = append(errs, field.Required(se.Child("weakValues").Index(i), "a value"))
-		}
-	}
-
-	ha := p.Child("high-availability")
-	if pc.HighAvailability.MinReplicas < 1 {
-		errs = append(errs, field.Invalid(ha.Child("minReplicas"), pc.HighAvailability.MinReplicas, "must be at least 1"))
-	}
-	if pc.HighAvailability.SpreadFromReplicas < 0 {
-		errs = append(errs, field.Invalid(ha.Child("spreadFromReplicas"), pc.HighAvailability.SpreadFromReplicas, "must be 0 (never required) or positive"))
-	}
-	if pc.HighAvailability.Label == "" {
-		errs = append(errs, field.Required(ha.Child("label"), "the label that marks production workloads"))
-	}
-
-	pdb := p.Child("pod-disruption-budget")
-	if pc.PodDisruptionBudget.MinReplicas < 1 {
-		errs = append(errs, field.Invalid(pdb.Child("minReplicas"), pc.PodDisruptionBudget.MinReplicas, "must be at least 1"))
-	}
-	if pc.PodDisruptionBudget.Label == "" {
-		errs = append(errs, field.Required(pdb.Child("label"), "the label that marks production workloads"))
+	for _, r := range Registry() {
+		errs = append(errs, r.Config(pc).Validate(p.Child(r.ID))...)
 	}
 	return errs
+}
+
+// settings returns each policy's common settings by ID.
+func (pc *PolicyConfigs) settings() map[string]Settings {
+	reg := Registry()
+	out := make(map[string]Settings, len(reg))
+	for _, r := range reg {
+		out[r.ID] = r.Config(pc).Common()
+	}
+	return out
 }
 
 func (ex *Exception) validate(p *field.Path, ids map[string]bool) field.ErrorList {
@@ -596,11 +366,11 @@ func validateQuantity(p *field.Path, v string, required bool) field.ErrorList {
 	return nil
 }
 
-// policyIDs returns the set of known policy IDs.
-func policyIDs(c *Config) map[string]bool {
+// policyIDs returns the set of registered policy IDs.
+func policyIDs() map[string]bool {
 	ids := map[string]bool{}
-	for _, p := range Catalog(c) {
-		ids[p.ID] = true
+	for _, r := range Registry() {
+		ids[r.ID] = true
 	}
 	return ids
 }

@@ -54,15 +54,12 @@ func dropAllCapabilities(cfg DropAllCapabilitiesConfig) Policy {
 		return false
 	}
 	return Policy{
-		ID:          "drop-all-capabilities",
-		Description: `Containers drop "ALL" capabilities and add back only allowed ones (NET_BIND_SERVICE for a port below 1024).`,
 		Fields: []string{
 			"{initContainers,containers,ephemeralContainers}[*].securityContext.capabilities.drop",
 			"{initContainers,containers,ephemeralContainers}[*].securityContext.capabilities.add",
 			"{initContainers,containers,ephemeralContainers}[*].ports[*].containerPort",
 			"os.name",
 		},
-		DefaultAction: ActionEnforce,
 		Check: func(w *Workload) field.ErrorList {
 			if windowsPod(w) {
 				return nil
@@ -145,4 +142,28 @@ func hasPrivilegedPort(c *corev1.Container) bool {
 		}
 	}
 	return false
+}
+
+// DropAllCapabilitiesConfig configures drop-all-capabilities.
+type DropAllCapabilitiesConfig struct {
+	Settings `json:",inline"`
+	// AllowedAdd lists the capabilities a container may add back. NET_BIND_SERVICE is
+	// allowed only to a container that declares a containerPort below 1024.
+	AllowedAdd []string `json:"allowedAdd,omitempty"`
+}
+
+// Default allows NET_BIND_SERVICE alone.
+func (c *DropAllCapabilitiesConfig) Default() {
+	c.AllowedAdd = []string{"NET_BIND_SERVICE"}
+}
+
+// Validate requires capability names without the CAP_ prefix, never ALL.
+func (c *DropAllCapabilitiesConfig) Validate(fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, name := range c.AllowedAdd {
+		if name == "" || name == "ALL" || strings.HasPrefix(name, "CAP_") {
+			errs = append(errs, field.Invalid(fldPath.Child("allowedAdd").Index(i), name, "must be a capability name without the CAP_ prefix, not ALL"))
+		}
+	}
+	return errs
 }

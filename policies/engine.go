@@ -351,24 +351,3 @@ func matchAny(globs []string, s string) bool {
 	}
 	return false
 }
-
-// settings returns each policy's common settings by ID.
-func (pc *PolicyConfigs) settings() map[string]Settings {
-	return map[string]Settings{
-		"required-labels":           pc.RequiredLabels.Settings,
-		"resource-limits":           pc.ResourceLimits.Settings,
-		"run-as-non-root":           pc.RunAsNonRoot.Settings,
-		"no-privilege-escalation":   pc.NoPrivilegeEscalation,
-		"drop-all-capabilities":     pc.DropAllCapabilities.Settings,
-		"read-only-root-filesystem": pc.ReadOnlyRootFilesystem,
-		"writable-paths":            pc.WritablePaths.Settings,
-		"seccomp-profile":           pc.SeccompProfile.Settings,
-		"host-isolation":            pc.HostIsolation,
-		"image-tag":                 pc.ImageTag.Settings,
-		"secret-env":                pc.SecretEnv.Settings,
-		"health-probes":             pc.HealthProbes,
-		"high-availability":         pc.HighAvailability.Settings,
-		"pod-disruption-budget":     pc.PodDisruptionBudget.Settings,
-		"network-policy":            pc.NetworkPolicy,
-	}
-}

@@ -19,15 +19,12 @@ import (
 // risk. There is no fix: a probe's endpoint and port cannot be guessed.
 func healthProbes(_ Settings) Policy {
 	return Policy{
-		ID:          "health-probes",
-		Description: "Long-running containers define liveness and readiness probes.",
 		Fields: []string{
 			"{initContainers,containers}[*].livenessProbe",
 			"{initContainers,containers}[*].readinessProbe",
 			"initContainers[*].restartPolicy",
 			"restartPolicy",
 		},
-		DefaultAction: ActionWarn,
 		Check: func(w *Workload) field.ErrorList {
 			if w.RunsToCompletion() {
 				return nil

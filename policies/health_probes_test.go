@@ -11,7 +11,7 @@ import (
 )
 
 func TestHealthProbes(t *testing.T) {
-	p := healthProbes(DefaultConfig().Policies.HealthProbes)
+	p := catalogPolicy(t, "health-probes")
 	if p.DefaultAction != ActionWarn || p.Fix != nil {
 		t.Fatalf("health-probes: default action %s, fix %v; want warn and no fix", p.DefaultAction, p.Fix != nil)
 	}

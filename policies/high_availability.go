@@ -23,10 +23,7 @@ func highAvailability(cfg HighAvailabilityConfig) Policy {
 	values := slices.Clone(cfg.Values)
 	replicasPath := field.NewPath("spec", "replicas")
 	return Policy{
-		ID:            "high-availability",
-		Description:   "Production Deployments and StatefulSets run enough replicas and spread them across the topology.",
-		Fields:        []string{"spec.replicas", "topologySpreadConstraints"},
-		DefaultAction: ActionAudit,
+		Fields: []string{"spec.replicas", "topologySpreadConstraints"},
 		Check: func(w *Workload) field.ErrorList {
 			if w.Kind != kindDeployment && w.Kind != kindStatefulSet {
 				return nil
@@ -53,4 +50,39 @@ func highAvailability(cfg HighAvailabilityConfig) Policy {
 			return errs
 		},
 	}
+}
+
+// HighAvailabilityConfig configures high-availability.
+type HighAvailabilityConfig struct {
+	Settings `json:",inline"`
+	// Label and Values select the workloads that must be highly available.
+	Label  string   `json:"label,omitempty"`
+	Values []string `json:"values,omitempty"`
+	// MinReplicas is the least replica count of such a workload.
+	MinReplicas int32 `json:"minReplicas,omitempty"`
+	// SpreadFromReplicas is the replica count from which topologySpreadConstraints are required.
+	SpreadFromReplicas int32 `json:"spreadFromReplicas,omitempty"`
+}
+
+// Default selects environment=production workloads: at least 2 replicas, spread from 3.
+func (c *HighAvailabilityConfig) Default() {
+	c.Label = "environment"
+	c.Values = []string{"production"}
+	c.MinReplicas = 2
+	c.SpreadFromReplicas = 3
+}
+
+// Validate requires a label, minReplicas of at least 1 and a non-negative spreadFromReplicas.
+func (c *HighAvailabilityConfig) Validate(fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if c.MinReplicas < 1 {
+		errs = append(errs, field.Invalid(fldPath.Child("minReplicas"), c.MinReplicas, "must be at least 1"))
+	}
+	if c.SpreadFromReplicas < 0 {
+		errs = append(errs, field.Invalid(fldPath.Child("spreadFromReplicas"), c.SpreadFromReplicas, "must be 0 (never required) or positive"))
+	}
+	if c.Label == "" {
+		errs = append(errs, field.Required(fldPath.Child("label"), "the label that marks production workloads"))
+	}
+	return errs
 }

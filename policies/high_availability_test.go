@@ -10,7 +10,7 @@ import (
 )
 
 func TestHighAvailability(t *testing.T) {
-	p := highAvailability(DefaultConfig().Policies.HighAvailability)
+	p := catalogPolicy(t, "high-availability")
 	if p.DefaultAction != ActionAudit || p.Fix != nil {
 		t.Fatalf("high-availability: default action %s, fix %v; want audit and no fix", p.DefaultAction, p.Fix != nil)
 	}

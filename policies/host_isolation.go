@@ -20,8 +20,6 @@ import (
 // instead of the host's resources.
 func hostIsolation(cfg Settings) Policy {
 	return Policy{
-		ID:          "host-isolation",
-		Description: "Pods do not use the host's network, PID or IPC namespace, hostPath volumes or host ports.",
 		Fields: []string{
 			"hostNetwork",
 			"hostPID",
@@ -29,7 +27,6 @@ func hostIsolation(cfg Settings) Policy {
 			"volumes[*].hostPath",
 			"{initContainers,containers,ephemeralContainers}[*].ports[*].hostPort",
 		},
-		DefaultAction: ActionEnforce,
 		Check: func(w *Workload) field.ErrorList {
 			var errs field.ErrorList
 			s := w.Spec

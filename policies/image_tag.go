@@ -29,10 +29,7 @@ func imageTag(cfg ImageTagConfig) Policy {
 	registries := nonEmptyStrings(cfg.AllowedRegistries)
 	registryList := strings.Join(registries, ", ")
 	return Policy{
-		ID:            "image-tag",
-		Description:   "Container images are pinned by a version tag or a digest, never latest, from allowed registries.",
-		Fields:        []string{"{initContainers,containers,ephemeralContainers}[*].image"},
-		DefaultAction: ActionEnforce,
+		Fields: []string{"{initContainers,containers,ephemeralContainers}[*].image"},
 		Check: func(w *Workload) field.ErrorList {
 			var errs field.ErrorList
 			for _, c := range w.Containers() {
@@ -156,4 +153,32 @@ func (r imageRef) under(prefix string) bool {
 		}
 	}
 	return r.path == rest || (strings.HasPrefix(r.path, rest) && r.path[len(rest)] == '/')
+}
+
+// ImageTagConfig configures image-tag.
+type ImageTagConfig struct {
+	Settings `json:",inline"`
+	// ForbiddenTags may never be used (latest, always).
+	ForbiddenTags []string `json:"forbiddenTags,omitempty"`
+	// AllowedRegistries, when set, are the only registries or repository prefixes images
+	// may come from (e.g. ghcr.io or ghcr.io/loom). docker.io is the implicit registry.
+	AllowedRegistries []string `json:"allowedRegistries,omitempty"`
+	// RequireDigest requires every image to be pinned by digest.
+	RequireDigest bool `json:"requireDigest,omitempty"`
+}
+
+// Default forbids the latest tag and allows every registry.
+func (c *ImageTagConfig) Default() {
+	c.ForbiddenTags = []string{"latest"}
+}
+
+// Validate requires each allowed registry to be a host or repository prefix.
+func (c *ImageTagConfig) Validate(fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, r := range c.AllowedRegistries {
+		if r == "" || strings.HasSuffix(r, "/") || strings.Contains(r, "://") {
+			errs = append(errs, field.Invalid(fldPath.Child("allowedRegistries").Index(i), r, "must be a registry host or repository prefix such as ghcr.io/loom, without scheme or trailing slash"))
+		}
+	}
+	return errs
 }

@@ -18,11 +18,8 @@ import (
 // no fix.
 func networkPolicy(_ Settings) Policy {
 	return Policy{
-		ID:            "network-policy",
-		Description:   "Some NetworkPolicy selects the pods of every workload (audit and CLI only).",
-		Fields:        []string{"spec.template.metadata.labels", "NetworkPolicy spec.podSelector"},
-		DefaultAction: ActionAudit,
-		CrossObject:   true,
+		Fields:      []string{"spec.template.metadata.labels", "NetworkPolicy spec.podSelector"},
+		CrossObject: true,
 		Check: func(w *Workload) field.ErrorList {
 			if w.Related == nil || anySelects(w.Related.netpols, w.Template.Labels) {
 				return nil

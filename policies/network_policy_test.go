@@ -12,7 +12,7 @@ import (
 )
 
 func TestNetworkPolicy(t *testing.T) {
-	p := networkPolicy(DefaultConfig().Policies.NetworkPolicy)
+	p := catalogPolicy(t, "network-policy")
 	if p.DefaultAction != ActionAudit || p.Fix != nil || !p.CrossObject {
 		t.Fatalf("network-policy: default action %s, fix %v, cross-object %v; want audit, no fix, cross-object",
 			p.DefaultAction, p.Fix != nil, p.CrossObject)

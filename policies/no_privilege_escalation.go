@@ -22,14 +22,11 @@ import (
 // Windows pods (spec.os.name: windows) are skipped: the API server refuses both fields there.
 func noPrivilegeEscalation(cfg Settings) Policy {
 	return Policy{
-		ID:          "no-privilege-escalation",
-		Description: "Containers set allowPrivilegeEscalation: false and are not privileged.",
 		Fields: []string{
 			"{initContainers,containers,ephemeralContainers}[*].securityContext.allowPrivilegeEscalation",
 			"{initContainers,containers,ephemeralContainers}[*].securityContext.privileged",
 			"os.name",
 		},
-		DefaultAction: ActionEnforce,
 		Check: func(w *Workload) field.ErrorList {
 			if windowsPod(w) {
 				return nil

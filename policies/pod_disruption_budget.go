@@ -22,11 +22,8 @@ import (
 func podDisruptionBudget(cfg PodDisruptionBudgetConfig) Policy {
 	values := slices.Clone(cfg.Values)
 	return Policy{
-		ID:            "pod-disruption-budget",
-		Description:   "A PodDisruptionBudget selects the pods of every production Deployment and StatefulSet with two or more replicas (audit and CLI only).",
-		Fields:        []string{"metadata.labels", "spec.replicas", "spec.template.metadata.labels", "PodDisruptionBudget spec.selector"},
-		DefaultAction: ActionAudit,
-		CrossObject:   true,
+		Fields:      []string{"metadata.labels", "spec.replicas", "spec.template.metadata.labels", "PodDisruptionBudget spec.selector"},
+		CrossObject: true,
 		Check: func(w *Workload) field.ErrorList {
 			if w.Related == nil || (w.Kind != kindDeployment && w.Kind != kindStatefulSet) {
 				return nil
@@ -55,4 +52,34 @@ func workloadName(w *Workload) string {
 		return w.Meta.Name
 	}
 	return w.Meta.GenerateName
+}
+
+// PodDisruptionBudgetConfig configures pod-disruption-budget.
+type PodDisruptionBudgetConfig struct {
+	Settings `json:",inline"`
+	// Label and Values select the workloads that need a budget.
+	Label  string   `json:"label,omitempty"`
+	Values []string `json:"values,omitempty"`
+	// MinReplicas is the replica count from which such a workload needs a budget: with a
+	// single replica, a budget either blocks every drain or protects nothing.
+	MinReplicas int32 `json:"minReplicas,omitempty"`
+}
+
+// Default selects environment=production workloads with 2 or more replicas.
+func (c *PodDisruptionBudgetConfig) Default() {
+	c.Label = "environment"
+	c.Values = []string{"production"}
+	c.MinReplicas = 2
+}
+
+// Validate requires a label and minReplicas of at least 1.
+func (c *PodDisruptionBudgetConfig) Validate(fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if c.MinReplicas < 1 {
+		errs = append(errs, field.Invalid(fldPath.Child("minReplicas"), c.MinReplicas, "must be at least 1"))
+	}
+	if c.Label == "" {
+		errs = append(errs, field.Required(fldPath.Child("label"), "the label that marks production workloads"))
+	}
+	return errs
 }

@@ -10,7 +10,7 @@ import (
 )
 
 func TestPodDisruptionBudget(t *testing.T) {
-	p := podDisruptionBudget(DefaultConfig().Policies.PodDisruptionBudget)
+	p := catalogPolicy(t, "pod-disruption-budget")
 	if p.DefaultAction != ActionAudit || p.Fix != nil || !p.CrossObject {
 		t.Fatalf("pod-disruption-budget: default action %s, fix %v, cross-object %v; want audit, no fix, cross-object",
 			p.DefaultAction, p.Fix != nil, p.CrossObject)

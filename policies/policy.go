@@ -4,15 +4,13 @@ import "k8s.io/apimachinery/pkg/util/validation/field"
 
 // Policy is one named rule of the catalog.
 type Policy struct {
-	// ID is kebab-case and stable forever: it is a config key, a metric label and a
-	// fixture directory.
-	ID string
-	// Description says in one sentence what the policy requires.
+	// ID, Description and DefaultAction are those of the policy's Registration: Catalog
+	// sets them.
+	ID          string
 	Description string
 	// Fields lists the pod-spec fields the policy reads, relative to the pod spec or the
 	// workload, for documentation.
-	Fields []string
-	// DefaultAction is the action in force when the config does not name one.
+	Fields        []string
 	DefaultAction Action
 	// Check reports every violation with its field path. It must not modify the workload.
 	Check func(*Workload) field.ErrorList
@@ -26,26 +24,15 @@ type Policy struct {
 	CrossObject bool
 }
 
-// Catalog returns the policies configured by cfg, in the order fixes are applied. The order
-// matters where fixes build on each other: read-only-root-filesystem makes the root read
-// only before writable-paths mounts volumes over the paths that must stay writable.
+// Catalog returns the policies of the Registry configured by cfg, in the order fixes are
+// applied.
 func Catalog(cfg *Config) []Policy {
-	p := &cfg.Policies
-	return []Policy{
-		requiredLabels(p.RequiredLabels),
-		resourceLimits(p.ResourceLimits),
-		runAsNonRoot(p.RunAsNonRoot),
-		noPrivilegeEscalation(p.NoPrivilegeEscalation),
-		dropAllCapabilities(p.DropAllCapabilities),
-		readOnlyRootFilesystem(p.ReadOnlyRootFilesystem),
-		writablePaths(p.WritablePaths),
-		seccompProfile(p.SeccompProfile),
-		hostIsolation(p.HostIsolation),
-		imageTag(p.ImageTag),
-		secretEnv(p.SecretEnv),
-		healthProbes(p.HealthProbes),
-		highAvailability(p.HighAvailability),
-		podDisruptionBudget(p.PodDisruptionBudget),
-		networkPolicy(p.NetworkPolicy),
+	reg := Registry()
+	out := make([]Policy, 0, len(reg))
+	for _, r := range reg {
+		p := r.New(&cfg.Policies)
+		p.ID, p.Description, p.DefaultAction = r.ID, r.Description, r.DefaultAction
+		out = append(out, p)
 	}
+	return out
 }

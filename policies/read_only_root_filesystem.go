@@ -19,13 +19,10 @@ import (
 // Windows pods (spec.os.name: windows) are skipped: the API server refuses the field there.
 func readOnlyRootFilesystem(cfg Settings) Policy {
 	return Policy{
-		ID:          "read-only-root-filesystem",
-		Description: "Init and regular containers set readOnlyRootFilesystem: true.",
 		Fields: []string{
 			"{initContainers,containers}[*].securityContext.readOnlyRootFilesystem",
 			"os.name",
 		},
-		DefaultAction: ActionEnforce,
 		Check: func(w *Workload) field.ErrorList {
 			if windowsPod(w) {
 				return nil

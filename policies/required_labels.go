@@ -38,14 +38,11 @@ func requiredLabels(cfg RequiredLabelsConfig) Policy {
 	r := newLabelRules(cfg)
 	metadata := field.NewPath("metadata")
 	return Policy{
-		ID:          "required-labels",
-		Description: "The workload and its pod template carry the required labels, with allowed values.",
 		Fields: []string{
 			"metadata.labels",
 			"spec.template.metadata.labels",
 			"spec.jobTemplate.spec.template.metadata.labels",
 		},
-		DefaultAction: ActionEnforce,
 		Check: func(w *Workload) field.ErrorList {
 			var errs field.ErrorList
 			if w.Template == w.Meta { // a Pod
@@ -152,4 +149,36 @@ func labelSubject(kind string) string {
 		return "the pod template"
 	}
 	return "the " + kind
+}
+
+// RequiredLabelsConfig configures required-labels.
+type RequiredLabelsConfig struct {
+	Settings `json:",inline"`
+	// Labels must be present on the workload and on its pod template.
+	Labels []string `json:"labels,omitempty"`
+	// AllowedValues restricts the values of some labels.
+	AllowedValues map[string][]string `json:"allowedValues,omitempty"`
+}
+
+// Default sets Loom's labels: app, version and environment, the last one development,
+// staging or production.
+func (c *RequiredLabelsConfig) Default() {
+	c.Labels = []string{"app", "version", "environment"}
+	c.AllowedValues = map[string][]string{"environment": {"development", "staging", "production"}}
+}
+
+// Validate requires non-empty label keys and at least one value for each restricted label.
+func (c *RequiredLabelsConfig) Validate(fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, l := range c.Labels {
+		if l == "" {
+			errs = append(errs, field.Required(fldPath.Child("labels").Index(i), "label key"))
+		}
+	}
+	for _, k := range sortedKeys(c.AllowedValues) {
+		if len(c.AllowedValues[k]) == 0 {
+			errs = append(errs, field.Required(fldPath.Child("allowedValues").Key(k), "at least one allowed value"))
+		}
+	}
+	return errs
 }

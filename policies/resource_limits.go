@@ -1,6 +1,8 @@
 package policies
 
 import (
+	"fmt"
+
 	"math"
 	"strconv"
 
@@ -36,13 +38,10 @@ func resourceLimits(cfg ResourceLimitsConfig) Policy {
 	}
 	ratio := cfg.MaxLimitRequestRatio
 	return Policy{
-		ID:          "resource-limits",
-		Description: "Init and regular containers set cpu and memory requests and limits, within the limit/request ratio.",
 		Fields: []string{
 			"{initContainers,containers}[*].resources.requests",
 			"{initContainers,containers}[*].resources.limits",
 		},
-		DefaultAction: ActionEnforce,
 		Check: func(w *Workload) field.ErrorList {
 			var errs field.ErrorList
 			for _, c := range w.Containers() {
@@ -188,4 +187,71 @@ func setQuantity(l *corev1.ResourceList, name corev1.ResourceName, q resource.Qu
 // formatRatio renders a ratio with at most two decimals: 5, 2.5, 3.33.
 func formatRatio(r float64) string {
 	return strconv.FormatFloat(math.Round(r*100)/100, 'f', -1, 64)
+}
+
+// ResourceLimitsConfig configures resource-limits.
+type ResourceLimitsConfig struct {
+	Settings `json:",inline"`
+	// MaxLimitRequestRatio caps limit/request for each resource; 0 disables the cap.
+	MaxLimitRequestRatio float64 `json:"maxLimitRequestRatio,omitempty"`
+	// Defaults fill missing requests and limits.
+	Defaults ResourceDefaults `json:"defaults"`
+}
+
+// ResourceDefaults are the quantities the fix fills in.
+type ResourceDefaults struct {
+	Requests ResourceAmounts `json:"requests"`
+	Limits   ResourceAmounts `json:"limits"`
+}
+
+// ResourceAmounts are a cpu and a memory quantity.
+type ResourceAmounts struct {
+	CPU    string `json:"cpu,omitempty"`
+	Memory string `json:"memory,omitempty"`
+}
+
+// Default sets Loom's defaults: requests of 100m cpu and 256Mi memory, limits of 500m cpu
+// and 512Mi memory, and a limit/request ratio of at most 5.
+func (c *ResourceLimitsConfig) Default() {
+	c.MaxLimitRequestRatio = 5
+	c.Defaults = ResourceDefaults{
+		Requests: ResourceAmounts{CPU: "100m", Memory: "256Mi"},
+		Limits:   ResourceAmounts{CPU: "500m", Memory: "512Mi"},
+	}
+}
+
+// Validate requires a ratio of 0 or at least 1 and four positive default quantities, each
+// default request within its default limit and the pair within the ratio.
+func (c *ResourceLimitsConfig) Validate(fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if c.MaxLimitRequestRatio < 0 || (c.MaxLimitRequestRatio > 0 && c.MaxLimitRequestRatio < 1) {
+		errs = append(errs, field.Invalid(fldPath.Child("maxLimitRequestRatio"), c.MaxLimitRequestRatio, "must be 0 (no cap) or at least 1"))
+	}
+	d := c.Defaults
+	var qerrs field.ErrorList
+	for _, q := range []struct {
+		path *field.Path
+		val  string
+	}{
+		{fldPath.Child("defaults", "requests", "cpu"), d.Requests.CPU},
+		{fldPath.Child("defaults", "requests", "memory"), d.Requests.Memory},
+		{fldPath.Child("defaults", "limits", "cpu"), d.Limits.CPU},
+		{fldPath.Child("defaults", "limits", "memory"), d.Limits.Memory},
+	} {
+		qerrs = append(qerrs, validateQuantity(q.path, q.val, true)...)
+	}
+	errs = append(errs, qerrs...)
+	if len(qerrs) > 0 {
+		return errs
+	}
+	ratio := c.MaxLimitRequestRatio
+	for _, res := range []struct{ name, req, lim string }{{"cpu", d.Requests.CPU, d.Limits.CPU}, {"memory", d.Requests.Memory, d.Limits.Memory}} {
+		req, lim := resource.MustParse(res.req), resource.MustParse(res.lim)
+		if req.Cmp(lim) > 0 {
+			errs = append(errs, field.Invalid(fldPath.Child("defaults", "requests", res.name), res.req, fmt.Sprintf("must not exceed the default limit %s", res.lim)))
+		} else if ratio > 0 && float64(lim.MilliValue()) > ratio*float64(req.MilliValue()) {
+			errs = append(errs, field.Invalid(fldPath.Child("defaults", "limits", res.name), res.lim, fmt.Sprintf("is more than maxLimitRequestRatio (%g) times the default request %s", ratio, res.req)))
+		}
+	}
+	return errs
 }

@@ -34,8 +34,6 @@ func runAsNonRoot(cfg RunAsNonRootConfig) Policy {
 	setNonRoot := "set runAsNonRoot: true on the pod or on each container"
 	setUID := "set runAsUser (such as " + uid + ") on the pod or on each container; the kubelet cannot verify a non-numeric image USER"
 	return Policy{
-		ID:          "run-as-non-root",
-		Description: "Containers run with runAsNonRoot: true and a numeric, non-zero runAsUser.",
 		Fields: []string{
 			"securityContext.runAsNonRoot",
 			"securityContext.runAsUser",
@@ -43,7 +41,6 @@ func runAsNonRoot(cfg RunAsNonRootConfig) Policy {
 			"{initContainers,containers,ephemeralContainers}[*].securityContext.runAsUser",
 			"os.name",
 		},
-		DefaultAction: ActionEnforce,
 		Check: func(w *Workload) field.ErrorList {
 			if windowsPod(w) {
 				return nil
@@ -131,4 +128,32 @@ func inheritsUnsetIdentity(w *Workload) bool {
 		}
 	}
 	return false
+}
+
+// RunAsNonRootConfig configures run-as-non-root.
+type RunAsNonRootConfig struct {
+	Settings `json:",inline"`
+	// RunAsUser, RunAsGroup and FSGroup are set at pod level where unset.
+	RunAsUser  int64 `json:"runAsUser,omitempty"`
+	RunAsGroup int64 `json:"runAsGroup,omitempty"`
+	FSGroup    int64 `json:"fsGroup,omitempty"`
+}
+
+// Default sets UID, GID and fsGroup 1000.
+func (c *RunAsNonRootConfig) Default() {
+	c.RunAsUser, c.RunAsGroup, c.FSGroup = 1000, 1000, 1000
+}
+
+// Validate requires positive, non-root IDs.
+func (c *RunAsNonRootConfig) Validate(fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for _, id := range []struct {
+		name string
+		v    int64
+	}{{"runAsUser", c.RunAsUser}, {"runAsGroup", c.RunAsGroup}, {"fsGroup", c.FSGroup}} {
+		if id.v <= 0 {
+			errs = append(errs, field.Invalid(fldPath.Child(id.name), id.v, "must be a positive, non-root ID"))
+		}
+	}
+	return errs
 }

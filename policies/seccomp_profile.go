@@ -49,14 +49,11 @@ func seccompProfile(cfg SeccompProfileConfig) Policy {
 		return nil
 	}
 	return Policy{
-		ID:          "seccomp-profile",
-		Description: "Containers run under an allowed seccomp profile (RuntimeDefault or Localhost), never Unconfined.",
 		Fields: []string{
 			"securityContext.seccompProfile",
 			"{initContainers,containers,ephemeralContainers}[*].securityContext.seccompProfile",
 			"os.name",
 		},
-		DefaultAction: ActionEnforce,
 		Check: func(w *Workload) field.ErrorList {
 			if windowsPod(w) {
 				return nil
@@ -108,4 +105,32 @@ func seccompProfile(cfg SeccompProfileConfig) Policy {
 			return true
 		},
 	}
+}
+
+// SeccompProfileConfig configures seccomp-profile.
+type SeccompProfileConfig struct {
+	Settings `json:",inline"`
+	// AllowedTypes are the accepted seccomp profile types.
+	AllowedTypes []string `json:"allowedTypes,omitempty"`
+}
+
+// Default allows RuntimeDefault and Localhost.
+func (c *SeccompProfileConfig) Default() {
+	c.AllowedTypes = []string{"RuntimeDefault", "Localhost"}
+}
+
+// Validate requires at least one type, each RuntimeDefault or Localhost.
+func (c *SeccompProfileConfig) Validate(fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, t := range c.AllowedTypes {
+		switch t {
+		case "RuntimeDefault", "Localhost":
+		default:
+			errs = append(errs, field.NotSupported(fldPath.Child("allowedTypes").Index(i), t, []string{"RuntimeDefault", "Localhost"}))
+		}
+	}
+	if len(c.AllowedTypes) == 0 {
+		errs = append(errs, field.Required(fldPath.Child("allowedTypes"), "at least one profile type"))
+	}
+	return errs
 }

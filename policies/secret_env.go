@@ -47,14 +47,11 @@ func secretEnv(cfg SecretEnvConfig) Policy {
 		}
 	}
 	return Policy{
-		ID:          "secret-env",
-		Description: "Secret-like environment variables come from Secrets; forbidden variables and known default passwords are refused.",
 		Fields: []string{
 			"{initContainers,containers,ephemeralContainers}[*].env",
 			"{initContainers,containers,ephemeralContainers}[*].command",
 			"{initContainers,containers,ephemeralContainers}[*].args",
 		},
-		DefaultAction: ActionEnforce,
 		Check: func(w *Workload) field.ErrorList {
 			var errs field.ErrorList
 			for _, c := range w.Containers() {
@@ -208,4 +205,44 @@ func matchEnvNameWords(name string, i int, pattern []string) (int, bool) {
 		i = next
 	}
 	return i, true
+}
+
+// SecretEnvConfig configures secret-env.
+type SecretEnvConfig struct {
+	Settings `json:",inline"`
+	// SecretNames are the words that make an environment variable secret-like. A word
+	// matches whole parts of the name split at "_", "-" and ".": PWD matches POSTGRES_PWD,
+	// API_KEY matches OPENAI_API_KEY.
+	SecretNames []string `json:"secretNames,omitempty"`
+	// ForbiddenNames may never be set in a pod, even from a Secret.
+	ForbiddenNames []string `json:"forbiddenNames,omitempty"`
+	// WeakValues are refused in any environment value, command or argument (case-insensitive).
+	WeakValues []string `json:"weakValues,omitempty"`
+}
+
+// Default sets Loom's secret-like name words, forbids GITHUB_TOKEN and refuses the default
+// passwords Loom's manifests used to ship.
+func (c *SecretEnvConfig) Default() {
+	c.SecretNames = []string{
+		"PASSWORD", "PASSWD", "PWD", "SECRET", "TOKEN", "API_KEY", "APIKEY",
+		"DSN", "PRIVATE_KEY", "CREDENTIALS", "CREDENTIAL", "DATABASE_URL",
+	}
+	c.ForbiddenNames = []string{"GITHUB_TOKEN"}
+	c.WeakValues = []string{"changeme", "loom-default-password", "change-me-in-production"}
+}
+
+// Validate requires non-empty name words and weak values.
+func (c *SecretEnvConfig) Validate(fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, n := range c.SecretNames {
+		if n == "" {
+			errs = append(errs, field.Required(fldPath.Child("secretNames").Index(i), "a name word"))
+		}
+	}
+	for i, v := range c.WeakValues {
+		if v == "" {
+			errs = append(errs, field.Required(fldPath.Child("weakValues").Index(i), "a value"))
+		}
+	}
+	return errs
 }

@@ -39,14 +39,11 @@ func writablePaths(cfg WritablePathsConfig) Policy {
 		sizeLimit = &q
 	}
 	return Policy{
-		ID:          "writable-paths",
-		Description: "Containers with a read-only root filesystem have a writable volume mounted at each path they must write to (default /tmp).",
 		Fields: []string{
 			"{initContainers,containers}[*].securityContext.readOnlyRootFilesystem",
 			"{initContainers,containers}[*].volumeMounts",
 			"volumes",
 		},
-		DefaultAction: ActionEnforce,
 		Check: func(w *Workload) field.ErrorList {
 			var errs field.ErrorList
 			for _, c := range w.Containers() {
@@ -209,4 +206,30 @@ func readOnlyMount(spec *corev1.PodSpec, m *corev1.VolumeMount) bool {
 			(v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ReadOnly)
 	}
 	return false
+}
+
+// WritablePathsConfig configures writable-paths.
+type WritablePathsConfig struct {
+	Settings `json:",inline"`
+	// Paths must each be covered by a volumeMount when the root filesystem is read only.
+	Paths []string `json:"paths,omitempty"`
+	// SizeLimit is the sizeLimit of the emptyDir volumes the fix injects ("" for none).
+	SizeLimit string `json:"sizeLimit,omitempty"`
+}
+
+// Default requires /tmp, with emptyDir volumes of at most 256Mi.
+func (c *WritablePathsConfig) Default() {
+	c.Paths = []string{"/tmp"}
+	c.SizeLimit = "256Mi"
+}
+
+// Validate requires clean absolute paths other than / and a positive sizeLimit, if any.
+func (c *WritablePathsConfig) Validate(fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, p := range c.Paths {
+		if !strings.HasPrefix(p, "/") || path.Clean(p) != p || p == "/" {
+			errs = append(errs, field.Invalid(fldPath.Child("paths").Index(i), p, "must be a clean absolute path other than /"))
+		}
+	}
+	return append(errs, validateQuantity(fldPath.Child("sizeLimit"), c.SizeLimit, false)...)
 }
