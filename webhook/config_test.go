@@ -174,7 +174,10 @@ func TestConfigReload(t *testing.T) {
 
 	// A bad change.
 	cm.update(t, badConfig)
-	waitFor(t, "the rejection", func() bool { return reloads("error") == 1 })
+	// The reloader counts the rejection before it logs it: wait for both.
+	waitFor(t, "the rejection", func() bool {
+		return reloads("error") == 1 && len(logs.matching("rejected the new config")) > 0
+	})
 	if h.engine.Load() != good {
 		t.Error("a bad config replaced the last good one")
 	}
