@@ -13,17 +13,22 @@ import (
 //   - an environment variable with a secret-like name takes its value from a Secret
 //     (valueFrom.secretKeyRef): a literal value, a configMapKeyRef, a fieldRef, a
 //     resourceFieldRef or a fileKeyRef is forbidden. A name is secret-like when one of the
-//     configured secret names matches a run of whole words of it, words being split at
-//     "_", "-" and ".", case-insensitively: PWD matches POSTGRES_PWD, API_KEY matches
-//     OPENAI_API_KEY, DATABASE_URL matches LOOM_DATABASE_URL, TOKEN matches GITHUB_TOKEN
-//     but not TOKENIZER_MODEL. Loom reads LOOM_PASSWORD, JWT_SECRET, DATABASE_DSN,
-//     DATABASE_URL, POSTGRES_PASSWORD, POSTGRES_PWD, SMTP_PASSWORD and the providers'
-//     *_API_KEY from its environment (LOOM.md, "secrets in env"). A name whose last word
-//     is FILE or PATH, past the secret words (POSTGRES_PASSWORD_FILE), holds where a
-//     mounted secret is, the Docker and Postgres convention, not the secret: it is not
-//     secret-like. An empty variable (no value, no valueFrom) is allowed;
+//     configured secret names matches a run of whole words of it, case-insensitively. Words
+//     are split in every common convention: at "_", "-" and "." (SCREAMING_SNAKE, kebab,
+//     dotted), and at case changes (camelCase dbPassword, PascalCase DbPassword, acronyms
+//     DBPassword as DB|Password); an all-upper or all-lower run is one word.
+//     So PWD matches POSTGRES_PWD, API_KEY matches OPENAI_API_KEY and apiKey, PASSWORD
+//     matches dbPassword and spring.datasource.password, TOKEN matches GITHUB_TOKEN but not
+//     TOKENIZER_MODEL. Loom reads LOOM_PASSWORD, JWT_SECRET, DATABASE_DSN, DATABASE_URL,
+//     POSTGRES_PASSWORD, POSTGRES_PWD, SMTP_PASSWORD and the providers' *_API_KEY from its
+//     environment (LOOM.md, "secrets in env"). A name whose last word, past the secret
+//     words, names a location — FILE, PATH, DIR or DIRECTORY (POSTGRES_PASSWORD_FILE,
+//     SECRETS_DIR, tlsKeyPath) — holds where a mounted secret is, the Docker and Postgres
+//     convention, not the secret: it is not secret-like. An empty variable (no value, no
+//     valueFrom) is allowed;
 //   - a forbidden name (Loom's default: GITHUB_TOKEN, which must never be in a pod) is
-//     refused even from a Secret;
+//     refused even from a Secret, in any convention (githubToken, github-token): the name's
+//     words are exactly the forbidden name's;
 //   - a known weak default (changeme, loom-default-password, change-me-in-production;
 //     compared trimmed and case-insensitively) is refused as the literal value of any
 //     variable, whatever its name, and as any command or args element that is the value or
@@ -39,7 +44,12 @@ func secretEnv(cfg SecretEnvConfig) Policy {
 			patterns = append(patterns, words)
 		}
 	}
-	forbidden := nonEmptyStrings(cfg.ForbiddenNames)
+	var forbidden [][]string
+	for _, n := range cfg.ForbiddenNames {
+		if words := envNameWords(n); len(words) > 0 {
+			forbidden = append(forbidden, words)
+		}
+	}
 	var weak []string
 	for _, v := range cfg.WeakValues {
 		if v = strings.TrimSpace(v); v != "" {
@@ -57,7 +67,7 @@ func secretEnv(cfg SecretEnvConfig) Policy {
 			for _, c := range w.Containers() {
 				for i := range c.Env {
 					e := &c.Env[i]
-					if containsFold(forbidden, e.Name) {
+					if forbiddenEnvName(e.Name, forbidden) {
 						errs = append(errs, field.Forbidden(c.Path.Child("env").Index(i),
 							"container "+strconv.Quote(c.Name)+" must not set the environment variable "+strconv.Quote(e.Name)+", not even from a Secret"))
 						continue
@@ -137,9 +147,11 @@ func weakValue(s string, weak []string, assignment bool) string {
 	return ""
 }
 
-func containsFold(list []string, s string) bool {
-	for _, l := range list {
-		if strings.EqualFold(l, s) {
+// forbiddenEnvName reports whether name consists of exactly the words of a forbidden name,
+// in any convention (GITHUB_TOKEN, githubToken, github-token).
+func forbiddenEnvName(name string, forbidden [][]string) bool {
+	for _, f := range forbidden {
+		if sameEnvNameWords(name, f) {
 			return true
 		}
 	}
@@ -149,9 +161,44 @@ func containsFold(list []string, s string) bool {
 // isEnvNameSeparator reports whether b separates the words of an environment variable name.
 func isEnvNameSeparator(b byte) bool { return b == '_' || b == '-' || b == '.' }
 
-// envNameWords splits a configured secret name into upper-case words.
-func envNameWords(s string) []string {
-	return strings.FieldsFunc(strings.ToUpper(s), func(r rune) bool { return r < 0x80 && isEnvNameSeparator(byte(r)) })
+func isASCIIUpper(b byte) bool { return 'A' <= b && b <= 'Z' }
+func isASCIILower(b byte) bool { return 'a' <= b && b <= 'z' }
+func isASCIIDigit(b byte) bool { return '0' <= b && b <= '9' }
+
+// envNameWordEnd returns the index just past the word of name that starts at i, where
+// name[i] is not a separator. A word ends at a separator ("_", "-", "."), before an upper-case
+// letter that follows a lower-case letter (db|Password, api|Key) or digits after a
+// lower-case letter (oauth2|Token), and before the last letter of an upper-case run that a
+// lower-case letter follows (DB|Password, API|Key). An all-upper or all-lower name splits at
+// separators only.
+func envNameWordEnd(name string, i int) int {
+	j := i + 1
+	for ; j < len(name); j++ {
+		b, prev := name[j], name[j-1]
+		if isEnvNameSeparator(b) {
+			break
+		}
+		if !isASCIIUpper(b) {
+			continue
+		}
+		if isASCIILower(prev) {
+			break
+		}
+		if isASCIIDigit(prev) {
+			k := j - 1
+			for k > i && isASCIIDigit(name[k]) {
+				k--
+			}
+			if isASCIILower(name[k]) {
+				break
+			}
+			continue
+		}
+		if isASCIIUpper(prev) && j+1 < len(name) && isASCIILower(name[j+1]) {
+			break
+		}
+	}
+	return j
 }
 
 // nextEnvNameWord returns the word of name that starts at or after i and the index just
@@ -160,25 +207,59 @@ func nextEnvNameWord(name string, i int) (string, int) {
 	for i < len(name) && isEnvNameSeparator(name[i]) {
 		i++
 	}
-	j := i
-	for j < len(name) && !isEnvNameSeparator(name[j]) {
-		j++
+	if i == len(name) {
+		return "", i
 	}
+	j := envNameWordEnd(name, i)
 	return name[i:j], j
 }
 
+// envNameWords splits a configured name into upper-case words, like an environment
+// variable's name.
+func envNameWords(s string) []string {
+	var words []string
+	for i := 0; ; {
+		w, next := nextEnvNameWord(s, i)
+		if w == "" {
+			return words
+		}
+		words, i = append(words, strings.ToUpper(w)), next
+	}
+}
+
+// sameEnvNameWords reports whether name consists of exactly the pattern's words.
+func sameEnvNameWords(name string, pattern []string) bool {
+	end, ok := matchEnvNameWords(name, 0, pattern)
+	if !ok {
+		return false
+	}
+	w, _ := nextEnvNameWord(name, end)
+	return w == ""
+}
+
+// locationWords name where something is, not what it is: a name whose last word is one of
+// them (POSTGRES_PASSWORD_FILE, SECRETS_DIR, sslKeyPath) points at a mounted secret, the
+// Docker and Postgres convention, and holds none.
+var locationWords = [...]string{"FILE", "PATH", "DIR", "DIRECTORY"}
+
 // secretLikeEnvName reports whether a pattern matches a run of whole words of name, not
-// counting matches followed by a final FILE or PATH word. It does not allocate.
+// counting matches followed by a final location word. It does not allocate.
 func secretLikeEnvName(name string, patterns [][]string) bool {
-	// pathFrom is where a final FILE or PATH word starts; a match must reach past it.
-	pathFrom := len(name) + 1
-	for i := len(name); i > 0; i-- {
-		if isEnvNameSeparator(name[i-1]) {
-			if last := name[i:]; strings.EqualFold(last, "FILE") || strings.EqualFold(last, "PATH") {
-				pathFrom = i
-			}
+	// locationFrom is where a final location word starts; a match must reach past it.
+	locationFrom := len(name) + 1
+	for i := 0; ; {
+		w, next := nextEnvNameWord(name, i)
+		if w == "" {
 			break
 		}
+		if last, _ := nextEnvNameWord(name, next); last == "" {
+			for _, l := range locationWords {
+				if strings.EqualFold(w, l) {
+					locationFrom = next - len(w)
+				}
+			}
+		}
+		i = next
 	}
 	for start := 0; ; {
 		word, next := nextEnvNameWord(name, start)
@@ -186,7 +267,7 @@ func secretLikeEnvName(name string, patterns [][]string) bool {
 			return false
 		}
 		for _, p := range patterns {
-			if end, ok := matchEnvNameWords(name, start, p); ok && (pathFrom > len(name) || end > pathFrom) {
+			if end, ok := matchEnvNameWords(name, start, p); ok && (locationFrom > len(name) || end > locationFrom) {
 				return true
 			}
 		}
@@ -211,10 +292,11 @@ func matchEnvNameWords(name string, i int, pattern []string) (int, bool) {
 type SecretEnvConfig struct {
 	Settings `json:",inline"`
 	// SecretNames are the words that make an environment variable secret-like. A word
-	// matches whole parts of the name split at "_", "-" and ".": PWD matches POSTGRES_PWD,
-	// API_KEY matches OPENAI_API_KEY.
+	// matches whole words of the name, split at "_", "-", "." and case changes: PWD matches
+	// POSTGRES_PWD, API_KEY matches OPENAI_API_KEY and apiKey.
 	SecretNames []string `json:"secretNames,omitempty"`
-	// ForbiddenNames may never be set in a pod, even from a Secret.
+	// ForbiddenNames may never be set in a pod, even from a Secret; compared word by word
+	// (GITHUB_TOKEN also forbids githubToken).
 	ForbiddenNames []string `json:"forbiddenNames,omitempty"`
 	// WeakValues are refused in any environment value, command or argument (case-insensitive).
 	WeakValues []string `json:"weakValues,omitempty"`

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"slices"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -30,6 +31,15 @@ func TestSecretLikeEnvName(t *testing.T) {
 		// A final FILE or PATH word points at a mounted secret.
 		"POSTGRES_PASSWORD_FILE": false, "SSH_PRIVATE_KEY_PATH": false, "api_key.file": false,
 		"PASSWORD_FILE_CONTENT": true, "FILE_PASSWORD": true, "TOKEN_PATH_SECRET": true,
+		// So do a final DIR or DIRECTORY word (the reported SECRET_DIR), in any convention.
+		"SECRET_DIR": false, "SECRETS_DIR": false, "TOKEN_DIRECTORY": false, "secretDir": false,
+		"apiKeyFile": false, "PasswordPath": false, "DIR_SECRET": true, "SECRET_DIRS": true,
+		// Case conventions: camelCase, PascalCase, acronyms, digits, kebab and dotted.
+		"dbPassword": true, "DbPassword": true, "DBPassword": true, "dbPASSWORD": true, "apiKey": true,
+		"APIKey": true, "ApiKey": true, "oauth2Token": true, "OAuth2ClientSecret": true, "clientSecret": true,
+		"db-password": true, "db.password": true, "Db.Password": true, "tokenizerModel": false,
+		"passwordless": false, "PASSWORDless": false, "myApiKeys": false, "privateKey": true, "PRIVATEKey": true,
+		"SSHPrivateKey": true, "MD5SUM_TOKEN": true, "X2TOKEN": false, "dsn": true, "DSNHost": true,
 	} {
 		if got := secretLikeEnvName(name, patterns); got != want {
 			t.Errorf("secretLikeEnvName(%q) = %v, want %v", name, got, want)
@@ -38,6 +48,117 @@ func TestSecretLikeEnvName(t *testing.T) {
 	// A configured word ending in FILE matches the final FILE word itself.
 	if !secretLikeEnvName("SSH_KEY_FILE", [][]string{{"KEY", "FILE"}}) {
 		t.Error("KEY_FILE does not match SSH_KEY_FILE")
+	}
+}
+
+func TestEnvNameWords(t *testing.T) {
+	for name, want := range map[string][]string{
+		"POSTGRES_PASSWORD":          {"POSTGRES", "PASSWORD"},
+		"dbPassword":                 {"DB", "PASSWORD"},
+		"DBPassword":                 {"DB", "PASSWORD"},
+		"DbPassword":                 {"DB", "PASSWORD"},
+		"OAuth2ClientSecret":         {"O", "AUTH2", "CLIENT", "SECRET"},
+		"oauth2Token":                {"OAUTH2", "TOKEN"},
+		"MD5SUM":                     {"MD5SUM"},
+		"spring.datasource.password": {"SPRING", "DATASOURCE", "PASSWORD"},
+		"ASPNETCORE_Kestrel__Certificates__Default__Password": {"ASPNETCORE", "KESTREL", "CERTIFICATES", "DEFAULT", "PASSWORD"},
+		"--x--": {"X"},
+		"":      nil,
+	} {
+		if got := envNameWords(name); !slices.Equal(got, want) {
+			t.Errorf("envNameWords(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
+
+// TestSecretLikeEnvNameRealWorld gives the verdict of the default secret names on variables
+// that widely used images and charts document (their names are facts; the verdicts are
+// this project's). A few rows are deliberate non-matches the word rule cannot know: they
+// are marked, so that a change of verdict is a decision.
+func TestSecretLikeEnvNameRealWorld(t *testing.T) {
+	var patterns [][]string
+	for _, n := range DefaultConfig().Policies.SecretEnv.SecretNames {
+		patterns = append(patterns, envNameWords(n))
+	}
+	for _, tc := range []struct {
+		name   string
+		secret bool
+		from   string
+	}{
+		{"POSTGRES_PASSWORD", true, "postgres image"},
+		{"POSTGRES_PASSWORD_FILE", false, "postgres image"},
+		{"POSTGRES_USER", false, "postgres image"},
+		{"PGDATA", false, "postgres image"},
+		{"PGPASSWORD", false, "libpq; one word: add PGPASSWORD to secretNames to cover it"},
+		{"MYSQL_ROOT_PASSWORD", true, "mysql image"},
+		{"MYSQL_ROOT_PASSWORD_FILE", false, "mysql image"},
+		{"MYSQL_DATABASE", false, "mysql image"},
+		{"MARIADB_ROOT_PASSWORD", true, "mariadb image"},
+		{"MONGO_INITDB_ROOT_PASSWORD", true, "mongo image"},
+		{"MONGO_INITDB_ROOT_USERNAME", false, "mongo image"},
+		{"REDIS_PASSWORD", true, "bitnami redis chart"},
+		{"RABBITMQ_DEFAULT_USER", false, "rabbitmq image"},
+		{"GF_SECURITY_ADMIN_PASSWORD", true, "grafana image"},
+		{"GF_SECURITY_ADMIN_PASSWORD__FILE", false, "grafana image"},
+		{"GF_PATHS_DATA", false, "grafana image"},
+		{"MINIO_ROOT_USER", false, "minio image"},
+		{"MINIO_ROOT_PASSWORD", true, "minio image"},
+		{"MINIO_SECRET_KEY", true, "minio image"},
+		{"AWS_ACCESS_KEY_ID", false, "AWS SDKs"},
+		{"AWS_SECRET_ACCESS_KEY", true, "AWS SDKs"},
+		{"AWS_SESSION_TOKEN", true, "AWS SDKs"},
+		{"AWS_WEB_IDENTITY_TOKEN_FILE", false, "EKS pod identity webhook"},
+		{"AWS_REGION", false, "AWS SDKs"},
+		{"GOOGLE_APPLICATION_CREDENTIALS", true, "Google client libraries; holds a path, but no location word says so"},
+		{"VAULT_TOKEN", true, "vault image"},
+		{"VAULT_ADDR", false, "vault image"},
+		{"VAULT_CACERT", false, "vault image"},
+		{"KUBECONFIG", false, "kubectl"},
+		{"SSL_CERT_DIR", false, "OpenSSL"},
+		{"SSL_CERT_FILE", false, "OpenSSL"},
+		{"NODE_EXTRA_CA_CERTS", false, "Node.js"},
+		{"JAVA_OPTS", false, "JVM images"},
+		{"SPRING_DATASOURCE_PASSWORD", true, "Spring Boot"},
+		{"SPRING_DATASOURCE_URL", false, "Spring Boot"},
+		{"spring.datasource.password", true, "Spring Boot relaxed binding"},
+		{"spring.datasource.username", false, "Spring Boot relaxed binding"},
+		{"DATABASE_URL", true, "Rails, Heroku"},
+		{"SECRET_KEY_BASE", true, "Rails"},
+		{"RAILS_LOG_TO_STDOUT", false, "Rails images"},
+		{"DJANGO_SECRET_KEY", true, "Django apps"},
+		{"NEXTAUTH_SECRET", true, "NextAuth.js"},
+		{"NEXTAUTH_URL", false, "NextAuth.js"},
+		{"SENTRY_DSN", true, "Sentry SDKs"},
+		{"GITLAB_ROOT_PASSWORD", true, "gitlab image"},
+		{"KEYCLOAK_ADMIN_PASSWORD", true, "keycloak image"},
+		{"KEYCLOAK_ADMIN", false, "keycloak image"},
+		{"KC_DB_PASSWORD", true, "keycloak image"},
+		{"KC_DB_URL", false, "keycloak image"},
+		{"WORDPRESS_DB_PASSWORD", true, "wordpress image"},
+		{"WORDPRESS_DB_PASSWORD_FILE", false, "wordpress image"},
+		{"WORDPRESS_DB_HOST", false, "wordpress image"},
+		{"ELASTIC_PASSWORD", true, "elasticsearch image"},
+		{"discovery.type", false, "elasticsearch image"},
+		{"xpack.security.enabled", false, "elasticsearch image"},
+		{"CONSUL_HTTP_TOKEN", true, "consul"},
+		{"NPM_TOKEN", true, "npm CI images"},
+		{"HF_TOKEN", true, "Hugging Face images"},
+		{"TOKENIZERS_PARALLELISM", false, "Hugging Face tokenizers"},
+		{"HF_HOME", false, "Hugging Face images"},
+		{"OPENAI_API_KEY", true, "OpenAI SDKs"},
+		{"CLOUDFLARE_API_TOKEN", true, "cloudflare tooling"},
+		{"DOCKER_PASSWORD", true, "docker login in CI images"},
+		{"DOCKER_CONFIG", false, "docker CLI"},
+		{"ASPNETCORE_Kestrel__Certificates__Default__Password", true, "ASP.NET Core"},
+		{"ASPNETCORE_Kestrel__Certificates__Default__Path", false, "ASP.NET Core"},
+		{"ASPNETCORE_ENVIRONMENT", false, "ASP.NET Core"},
+		{"SECRETS_DIR", false, "the reported case"},
+		{"SECRET_DIR", false, "the reported case"},
+		{"dbPassword", true, "the reported case"},
+	} {
+		if got := secretLikeEnvName(tc.name, patterns); got != tc.secret {
+			t.Errorf("%s (%s): secret-like = %v, want %v", tc.name, tc.from, got, tc.secret)
+		}
 	}
 }
 
