@@ -2,12 +2,13 @@ package policies
 
 import (
 	"strconv"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // run-as-non-root requires every container (init, regular and ephemeral) to run as a
-// non-root, numeric UID:
+// non-root, numeric UID (on Linux; see below for Windows):
 //
 //   - the effective runAsNonRoot (the container's securityContext, else the pod's) is true;
 //   - the effective runAsUser is set and is not 0.
@@ -26,9 +27,16 @@ import (
 // and keeps failing. A container that an exception waives and that must run as root needs
 // those explicit values, since an exception waives a container's own fields, not the pod's.
 //
-// Windows pods (spec.os.name: windows) are out of scope and skipped by the check and the
-// fix: runAsUser, runAsGroup and fsGroup are Linux-only, and the API server refuses them in
-// a Windows pod.
+// Windows pods (spec.os.name: windows) have no numeric UID: the API server refuses
+// runAsUser, runAsGroup and fsGroup there (ValidatePodSpec's validateWindows in
+// k8s.io/kubernetes pkg/apis/core/validation). For them the policy requires the effective
+// runAsNonRoot to be true, as Pod Security Admission's restricted runAsNonRoot check does (it
+// has no OS exemption), and the effective windowsOptions.runAsUserName (the container's, else
+// the pod's) not to be ContainerAdministrator, compared case-insensitively: the Windows
+// kubelet treats that account as root and refuses to start it under runAsNonRoot
+// (verifyRunAsNonRoot in pkg/kubelet/kuberuntime/security_context_windows.go). The fix of a
+// Windows pod sets only the pod's runAsNonRoot: true, when some container inherits it unset;
+// it never sets a Linux-only field, and never changes a runAsUserName.
 func runAsNonRoot(cfg RunAsNonRootConfig) Policy {
 	uid := strconv.FormatInt(cfg.RunAsUser, 10)
 	setNonRoot := "set runAsNonRoot: true on the pod or on each container"
@@ -39,12 +47,12 @@ func runAsNonRoot(cfg RunAsNonRootConfig) Policy {
 			"securityContext.runAsUser",
 			"{initContainers,containers,ephemeralContainers}[*].securityContext.runAsNonRoot",
 			"{initContainers,containers,ephemeralContainers}[*].securityContext.runAsUser",
+			"securityContext.windowsOptions.runAsUserName",
+			"{initContainers,containers,ephemeralContainers}[*].securityContext.windowsOptions.runAsUserName",
 			"os.name",
 		},
 		Check: func(w *Workload) field.ErrorList {
-			if windowsPod(w) {
-				return nil
-			}
+			windows := windowsPod(w)
 			var podNonRoot *bool
 			var podUser *int64
 			if psc := w.Spec.SecurityContext; psc != nil {
@@ -64,6 +72,9 @@ func runAsNonRoot(cfg RunAsNonRootConfig) Policy {
 						containerPhrase(c.Name)+" must run as non-root: set runAsNonRoot to true"))
 				case nonRoot == nil && !isTrue(podNonRoot):
 					inheritNonRoot = append(inheritNonRoot, c.Name)
+				}
+				if windows {
+					continue // no numeric UID: the user is checked below, by name
 				}
 				switch {
 				case user != nil && *user == 0:
@@ -91,16 +102,23 @@ func runAsNonRoot(cfg RunAsNonRootConfig) Policy {
 						containersPhrase(inheritUser)+" must not run as root but the pod sets runAsUser: 0; set a non-zero UID such as "+uid+" on the pod or on each container"))
 				}
 			}
+			if windows {
+				errs = windowsAdministrator(errs, w)
+			}
 			return errs
 		},
 		Fix: func(w *Workload) bool {
-			if windowsPod(w) || !inheritsUnsetIdentity(w) {
+			windows := windowsPod(w)
+			if !inheritsUnsetIdentity(w, windows) {
 				return false
 			}
 			psc := w.podSecurityContext(true)
 			changed := false
 			if psc.RunAsNonRoot == nil {
 				psc.RunAsNonRoot, changed = new(true), true
+			}
+			if windows {
+				return changed
 			}
 			if psc.RunAsUser == nil {
 				psc.RunAsUser, changed = new(cfg.RunAsUser), true
@@ -116,11 +134,45 @@ func runAsNonRoot(cfg RunAsNonRootConfig) Policy {
 	}
 }
 
+// windowsRootUserName is the account the Windows kubelet treats as root (compared
+// case-insensitively), after pkg/kubelet/kuberuntime/security_context_windows.go.
+const windowsRootUserName = "ContainerAdministrator"
+
+// windowsAdministrator appends a violation for each container of a Windows pod whose
+// effective runAsUserName is the administrator: at the container's field when it sets it,
+// else once at the pod's field naming the containers that inherit it.
+func windowsAdministrator(errs field.ErrorList, w *Workload) field.ErrorList {
+	var podUser *string
+	if psc := w.Spec.SecurityContext; psc != nil && psc.WindowsOptions != nil {
+		podUser = psc.WindowsOptions.RunAsUserName
+	}
+	var inherit []string
+	for _, c := range w.Containers() {
+		var user *string
+		if sc := c.SecurityContext; sc != nil && sc.WindowsOptions != nil {
+			user = sc.WindowsOptions.RunAsUserName
+		}
+		switch {
+		case user != nil && strings.EqualFold(*user, windowsRootUserName):
+			errs = append(errs, field.Invalid(c.Path.Child("securityContext", "windowsOptions", "runAsUserName"), *user,
+				containerPhrase(c.Name)+" must not run as the Windows administrator "+strconv.Quote(*user)+": set runAsUserName to a non-administrator account such as ContainerUser"))
+		case user == nil && podUser != nil && strings.EqualFold(*podUser, windowsRootUserName):
+			inherit = append(inherit, c.Name)
+		}
+	}
+	if len(inherit) > 0 {
+		errs = append(errs, field.Invalid(w.SpecPath.Child("securityContext", "windowsOptions", "runAsUserName"), *podUser,
+			containersPhrase(inherit)+" must not run as the Windows administrator "+strconv.Quote(*podUser)+
+				": set runAsUserName to a non-administrator account such as ContainerUser"))
+	}
+	return errs
+}
+
 // inheritsUnsetIdentity reports whether a container inherits an unset runAsNonRoot or
-// runAsUser from the pod: the case the fix repairs.
-func inheritsUnsetIdentity(w *Workload) bool {
+// runAsUser (not on Windows, which has no UID) from the pod: the case the fix repairs.
+func inheritsUnsetIdentity(w *Workload, windows bool) bool {
 	psc := w.Spec.SecurityContext
-	podNonRoot, podUser := psc != nil && psc.RunAsNonRoot != nil, psc != nil && psc.RunAsUser != nil
+	podNonRoot, podUser := psc != nil && psc.RunAsNonRoot != nil, windows || (psc != nil && psc.RunAsUser != nil)
 	for _, c := range w.Containers() {
 		sc := c.SecurityContext
 		if (!podNonRoot && (sc == nil || sc.RunAsNonRoot == nil)) || (!podUser && (sc == nil || sc.RunAsUser == nil)) {

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -16,7 +17,32 @@ func TestRunAsNonRoot(t *testing.T) {
 		loomNonRoot    = secCtxDeploySpec + ".containers[0].securityContext.runAsNonRoot"
 		loomUser       = secCtxDeploySpec + ".containers[0].securityContext.runAsUser"
 		rootUserDetail = `container "loom" must not run as root (UID 0): set runAsUser to a non-zero UID such as 1000`
+		setWindowsUser = "set runAsUserName to a non-administrator account such as ContainerUser"
 	)
+	// windowsSpec makes s a Windows pod spec: the Linux-only fields the API server refuses
+	// there are gone, and the pod runs as user (when not nil).
+	windowsSpec := func(s *corev1.PodSpec, user *string) {
+		s.OS = &corev1.PodOS{Name: corev1.Windows}
+		s.SecurityContext = nil
+		if user != nil {
+			s.SecurityContext = &corev1.PodSecurityContext{WindowsOptions: &corev1.WindowsSecurityContextOptions{RunAsUserName: user}}
+		}
+		s.Containers[0].SecurityContext = nil
+		s.Volumes, s.Containers[0].VolumeMounts = nil, nil
+	}
+	// wantWindowsPod checks that the fix set the pod's runAsNonRoot and nothing Linux-only.
+	wantWindowsPod := func(user *string) func(*testing.T, *corev1.PodSpec) {
+		return func(t *testing.T, s *corev1.PodSpec) {
+			t.Helper()
+			want := &corev1.PodSecurityContext{RunAsNonRoot: new(true)}
+			if user != nil {
+				want.WindowsOptions = &corev1.WindowsSecurityContextOptions{RunAsUserName: user}
+			}
+			if !equality.Semantic.DeepEqual(s.SecurityContext, want) || s.Containers[0].SecurityContext != nil {
+				t.Errorf("fixed windows pod securityContext = %+v, container %+v; want %+v and none", s.SecurityContext, s.Containers[0].SecurityContext, want)
+			}
+		}
+	}
 	custom := runAsNonRoot(RunAsNonRootConfig{RunAsUser: 2000, RunAsGroup: 3000, FSGroup: 4000})
 	wantPod := func(nonRoot bool, user, group, fsGroup int64) func(*testing.T, *corev1.PodSpec) {
 		return func(t *testing.T, s *corev1.PodSpec) {
@@ -189,16 +215,73 @@ func TestRunAsNonRoot(t *testing.T) {
 			verify: wantPod(true, 2000, 3000, 4000),
 		},
 		{
-			name: "windows pods are out of scope",
+			name: "windows pod with nothing set: runAsNonRoot only; the fix sets nothing Linux-only",
+			kind: "Pod",
+			edit: func(s *corev1.PodSpec) { windowsSpec(s, nil) },
+			want: field.ErrorList{
+				secCtxRequired(secCtxPodSpec+".securityContext.runAsNonRoot", `container "loom" must run as non-root: `+setNonRoot),
+			},
+			fixed:  true,
+			verify: wantWindowsPod(nil),
+		},
+		{
+			name: "windows template as the administrator, runAsNonRoot false on the container (the reported case)",
+			edit: func(s *corev1.PodSpec) {
+				windowsSpec(s, new("ContainerAdministrator"))
+				s.Containers[0].SecurityContext = &corev1.SecurityContext{RunAsNonRoot: new(false)}
+			},
+			want: field.ErrorList{
+				secCtxInvalid(loomNonRoot, false, `container "loom" must run as non-root: set runAsNonRoot to true`),
+				secCtxInvalid(secCtxDeploySpec+".securityContext.windowsOptions.runAsUserName", "ContainerAdministrator",
+					`container "loom" must not run as the Windows administrator "ContainerAdministrator": `+setWindowsUser),
+			},
+			after: field.ErrorList{
+				secCtxInvalid(loomNonRoot, false, `container "loom" must run as non-root: set runAsNonRoot to true`),
+				secCtxInvalid(secCtxDeploySpec+".securityContext.windowsOptions.runAsUserName", "ContainerAdministrator",
+					`container "loom" must not run as the Windows administrator "ContainerAdministrator": `+setWindowsUser),
+			},
+		},
+		{
+			name: "windows template as the administrator, runAsNonRoot unset: the fix sets runAsNonRoot, the user stays",
+			kind: "StatefulSet",
+			edit: func(s *corev1.PodSpec) { windowsSpec(s, new("ContainerAdministrator")) },
+			want: field.ErrorList{
+				secCtxRequired(secCtxDeploySpec+".securityContext.runAsNonRoot", `container "loom" must run as non-root: `+setNonRoot),
+				secCtxInvalid(secCtxDeploySpec+".securityContext.windowsOptions.runAsUserName", "ContainerAdministrator",
+					`container "loom" must not run as the Windows administrator "ContainerAdministrator": `+setWindowsUser),
+			},
+			fixed: true,
+			after: field.ErrorList{
+				secCtxInvalid(secCtxDeploySpec+".securityContext.windowsOptions.runAsUserName", "ContainerAdministrator",
+					`container "loom" must not run as the Windows administrator "ContainerAdministrator": `+setWindowsUser),
+			},
+			verify: wantWindowsPod(new("ContainerAdministrator")),
+		},
+		{
+			name: "windows: a container's own administrator name in any case; another container overrides the pod's",
 			kind: "Pod",
 			edit: func(s *corev1.PodSpec) {
-				s.SecurityContext = nil
-				s.OS = &corev1.PodOS{Name: corev1.Windows}
+				windowsSpec(s, new("ContainerUser"))
+				s.SecurityContext.RunAsNonRoot = new(true)
+				s.Containers[0].SecurityContext = &corev1.SecurityContext{WindowsOptions: &corev1.WindowsSecurityContextOptions{RunAsUserName: new("containeradministrator")}}
+				side := corev1.Container{Name: "side", Image: "ghcr.io/x/side:1"}
+				s.Containers = append(s.Containers, side)
 			},
-			verify: func(t *testing.T, s *corev1.PodSpec) {
-				if s.SecurityContext != nil {
-					t.Errorf("the fix set %+v on a windows pod", s.SecurityContext)
-				}
+			want: field.ErrorList{
+				secCtxInvalid(secCtxPodSpec+".containers[0].securityContext.windowsOptions.runAsUserName", "containeradministrator",
+					`container "loom" must not run as the Windows administrator "containeradministrator": `+setWindowsUser),
+			},
+			after: field.ErrorList{
+				secCtxInvalid(secCtxPodSpec+".containers[0].securityContext.windowsOptions.runAsUserName", "containeradministrator",
+					`container "loom" must not run as the Windows administrator "containeradministrator": `+setWindowsUser),
+			},
+		},
+		{
+			name: "compliant windows pod: runAsNonRoot and a non-administrator user, no UID",
+			kind: "Pod",
+			edit: func(s *corev1.PodSpec) {
+				windowsSpec(s, new("ContainerUser"))
+				s.SecurityContext.RunAsNonRoot = new(true)
 			},
 		},
 		{
