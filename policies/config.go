@@ -2,6 +2,7 @@ package policies
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -132,6 +133,7 @@ func LoadConfig(data []byte) (*Config, field.ErrorList) {
 	if bytes.Equal(bytes.TrimSpace(js), []byte("null")) {
 		return cfg, nil
 	}
+	clearReplacedMaps(js, cfg)
 	// The built-in policy defaults carry actions; a file that names a policy keeps them
 	// unless it sets its own, which the overlay does naturally.
 	strict, err := kjson.UnmarshalStrict(js, cfg)
@@ -152,6 +154,23 @@ func LoadConfig(data []byte) (*Config, field.ErrorList) {
 		return nil, errs
 	}
 	return cfg, nil
+}
+
+// clearReplacedMaps drops the default maps that the file sets: a map the file sets
+// replaces the default one, as a list does, where decoding into the default would merge
+// the two (and a file could never lift the default's restriction on environment).
+// required-labels.allowedValues is the config's only map with a default.
+func clearReplacedMaps(js []byte, cfg *Config) {
+	var peek struct {
+		Policies struct {
+			RequiredLabels struct {
+				AllowedValues json.RawMessage `json:"allowedValues"`
+			} `json:"required-labels"`
+		} `json:"policies"`
+	}
+	if json.Unmarshal(js, &peek) == nil && peek.Policies.RequiredLabels.AllowedValues != nil {
+		cfg.Policies.RequiredLabels.AllowedValues = nil
+	}
 }
 
 // strictError turns a decoder's unknown or duplicate field into a field error at its path.

@@ -43,6 +43,31 @@ policies:
 	}
 }
 
+// TestLoadConfigReplacesMaps checks that a map the file sets replaces the default map, as
+// a list does, and that one it leaves out keeps the default.
+func TestLoadConfigReplacesMaps(t *testing.T) {
+	cfg, errs := LoadConfig([]byte(`
+policies:
+  required-labels:
+    allowedValues:
+      owner: [team-a, team-b]
+`))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	got := cfg.Policies.RequiredLabels.AllowedValues
+	if len(got) != 1 || len(got["owner"]) != 2 {
+		t.Errorf("allowedValues = %v, want only owner: the file's map replaces the default", got)
+	}
+	cfg, errs = LoadConfig([]byte("policies:\n  required-labels:\n    labels: [app]\n"))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if got := cfg.Policies.RequiredLabels.AllowedValues; len(got["environment"]) != 3 {
+		t.Errorf("allowedValues lost its default when the file left it out: %v", got)
+	}
+}
+
 // TestLoadConfigErrors checks that every problem is reported at once, each at its path.
 func TestLoadConfigErrors(t *testing.T) {
 	tests := []struct {

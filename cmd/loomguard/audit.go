@@ -138,6 +138,19 @@ func auditResult(engine *policies.Engine, res *audit.Result) *checkResult {
 // connectCluster loads the kubeconfig as kubectl does (an explicit file, else KUBECONFIG
 // or ~/.kube/config, else the in-cluster config) and returns a client without a cache.
 func connectCluster(kubeconfig, kubeContext string, timeout time.Duration) (client.Reader, string, error) {
+	cfg, err := restConfig(kubeconfig, kubeContext, timeout)
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: audit.Scheme()})
+	if err != nil {
+		return nil, "", fmt.Errorf("creating a client for %s: %w", cfg.Host, err)
+	}
+	return c, cfg.Host, nil
+}
+
+// restConfig loads the kubeconfig as kubectl does, for the CLI's read-only clients.
+func restConfig(kubeconfig, kubeContext string, timeout time.Duration) (*rest.Config, error) {
 	// controller-runtime's components log through its root logger; the CLI has nothing
 	// for them to say, and an unset logger would complain after 30 seconds.
 	ctrllog.SetLogger(logr.Discard())
@@ -147,9 +160,9 @@ func connectCluster(kubeconfig, kubeContext string, timeout time.Duration) (clie
 	cfg, err := cc.ClientConfig()
 	if err != nil {
 		if clientcmd.IsEmptyConfig(err) {
-			return nil, "", fmt.Errorf("no cluster configured: give --kubeconfig, set KUBECONFIG or create ~/.kube/config")
+			return nil, fmt.Errorf("no cluster configured: give --kubeconfig, set KUBECONFIG or create ~/.kube/config")
 		}
-		return nil, "", fmt.Errorf("loading the kubeconfig: %w", err)
+		return nil, fmt.Errorf("loading the kubeconfig: %w", err)
 	}
 	if cfg.QPS == 0 && cfg.RateLimiter == nil {
 		cfg.QPS, cfg.Burst = auditQPS, auditBurst
@@ -157,11 +170,7 @@ func connectCluster(kubeconfig, kubeContext string, timeout time.Duration) (clie
 	cfg.Timeout = timeout
 	cfg.UserAgent = "loomguard-audit/" + currentBuild().Version
 	cfg.WarningHandler = rest.NoWarnings{}
-	c, err := client.New(cfg, client.Options{Scheme: audit.Scheme()})
-	if err != nil {
-		return nil, "", fmt.Errorf("creating a client for %s: %w", cfg.Host, err)
-	}
-	return c, cfg.Host, nil
+	return cfg, nil
 }
 
 // isTerminal reports whether w is a terminal (a character device).

@@ -44,6 +44,7 @@ Commands:
   check     evaluate manifests against the policies (exit 1 on an enforced violation)
   audit     evaluate what runs in a cluster, like check (exit 1 on an enforced violation)
   fix       print manifests with the safe defaults the mutating webhook applies
+  migrate   turn OPA Gatekeeper Constraints into a loomguard config (migrate gatekeeper)
   policies  list the policies, their actions and fixes
   serve     run the admission webhook
   version   print the version
@@ -73,6 +74,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return fixCommand(ctx, rest, stdin, stdout, stderr)
 	case "policies":
 		return policiesCommand(rest, stdout, stderr)
+	case "migrate":
+		return migrateCommand(ctx, rest, stdin, stdout, stderr, connectGatekeeper)
 	case "version":
 		return versionCommand(rest, stdout, stderr)
 	case "serve":
