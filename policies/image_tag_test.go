@@ -29,7 +29,6 @@ func TestParseImageRef(t *testing.T) {
 		{"localhost/app", imageRef{registry: "localhost", path: "app"}, "localhost/app"},
 		{"loom@" + imageTagDigest, imageRef{registry: "docker.io", path: "loom", library: true, digest: imageTagDigest}, "docker.io/library/loom"},
 		{"reg.example.com:443/a/b:v1@" + imageTagDigest, imageRef{registry: "reg.example.com:443", path: "a/b", tag: "v1", digest: imageTagDigest}, "reg.example.com:443/a/b"},
-		{"loom:", imageRef{registry: "docker.io", path: "loom", library: true}, "docker.io/library/loom"},
 	}
 	for _, tt := range tests {
 		got := parseImageRef(tt.image)
@@ -80,6 +79,9 @@ func TestImageTag(t *testing.T) {
 	noTag := func(img string) *field.Error {
 		return bad(c0, img, `container "loom" image "`+img+`" has no tag; pin a version tag or a digest`)
 	}
+	invalidRef := func(img, why string) *field.Error {
+		return bad(c0, img, `container "loom" image "`+img+`" `+why+`: it is not a valid image reference`)
+	}
 	forbiddenTag := func(img, tag string) *field.Error {
 		return bad(c0, img, `container "loom" image "`+img+`" uses the forbidden tag "`+tag+`"; pin a version tag or a digest`)
 	}
@@ -90,7 +92,10 @@ func TestImageTag(t *testing.T) {
 		{name: "registry with port and tag", obj: image("localhost:5000/loom:0.9.3")},
 		{name: "no tag means latest", obj: image("loom"), want: field.ErrorList{noTag("loom")}},
 		{name: "a registry port is not a tag", obj: image("localhost:5000/loom"), want: field.ErrorList{noTag("localhost:5000/loom")}},
-		{name: "empty tag", obj: image("loom:"), want: field.ErrorList{noTag("loom:")}},
+		{name: "empty tag: invalid, not guessed", obj: image("loom:"), want: field.ErrorList{invalidRef("loom:", `has an invalid tag (letters, digits, "_", "." and "-", not starting with "." or "-", at most 128)`)}},
+		{name: "upper-case repository path: invalid", obj: image("ghcr.io/Shop/app:1"), want: field.ErrorList{invalidRef("ghcr.io/Shop/app:1", "has upper-case letters in its repository path")}},
+		{name: "short digest: invalid", obj: image("loom@sha256:abc"), want: field.ErrorList{invalidRef("loom@sha256:abc", "has a sha256 digest that is not 64 hexadecimal characters long")}},
+		{name: "image ID: invalid", obj: image(imageTagDigest[len("sha256:"):]), want: field.ErrorList{invalidRef(imageTagDigest[len("sha256:"):], "is an image ID, not a reference (64 hexadecimal characters)")}},
 		{name: "loom:latest from Loom's docs", obj: image("loom:latest"), want: field.ErrorList{forbiddenTag("loom:latest", "latest")}},
 		{name: "forbidden tags compare case-insensitively", obj: image("loom:Latest"), want: field.ErrorList{forbiddenTag("loom:Latest", "Latest")}},
 		{
@@ -156,5 +161,13 @@ func TestImageTag(t *testing.T) {
 		{name: "prefix on a component boundary", obj: image("ghcr.io/jordanhubbarder/loom:0.9.3"), want: field.ErrorList{notAllowed("ghcr.io/jordanhubbarder/loom:0.9.3", "ghcr.io/jordanhubbarder/loom")}},
 		{name: "docker hub user image", obj: image("bitnami/redis:7.2"), want: field.ErrorList{notAllowed("bitnami/redis:7.2", "docker.io/bitnami/redis")}},
 		{name: "other registry, no tag", obj: image("quay.io/loom/loom"), want: field.ErrorList{noTag("quay.io/loom/loom"), notAllowed("quay.io/loom/loom", "quay.io/loom/loom")}},
+		{name: "registry host in capitals (the reported case)", obj: image("GHCR.IO/jordanhubbard/loom:0.9.3")},
+		{name: "registry host in mixed case, with docker.io", obj: image("Docker.IO/library/alpine:3.20")},
+		{name: "the path stays case-sensitive: an upper-case path is invalid", obj: image("ghcr.io/JordanHubbard/loom:0.9.3"),
+			want: field.ErrorList{invalidRef("ghcr.io/JordanHubbard/loom:0.9.3", "has upper-case letters in its repository path")}},
+	})
+	// Entries in capitals match lower-case hosts too.
+	catalogRun(t, imageTag(ImageTagConfig{AllowedRegistries: []string{"GHCR.io/jordanhubbard"}}), []catalogCase{
+		{name: "entry in capitals", obj: image("ghcr.io/jordanhubbard/loom:0.9.3")},
 	})
 }

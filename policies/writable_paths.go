@@ -15,8 +15,9 @@ import (
 // volume: the deepest volumeMount whose cleaned mountPath equals the path or is a parent
 // directory of it ("/" does not count) must not be read only. A mount is read only when it
 // says readOnly: true, when its volume is a configMap, secret, downwardAPI, projected or
-// image volume (the kubelet always mounts those read only), or when its
-// persistentVolumeClaim says readOnly: true. Loom writes to /tmp and fails at run time if it
+// image volume (the kubelet always mounts those read only), or when its volume source sets
+// its own readOnly flag (persistentVolumeClaim, csi, iscsi, rbd, azureDisk, nfs, and every
+// other source that has one). Loom writes to /tmp and fails at run time if it
 // cannot (LOOM.md, "writable paths").
 //
 // Ephemeral containers are exempt, like in read-only-root-filesystem: they cannot bring
@@ -192,18 +193,63 @@ func mountsVolume(c *corev1.Container, name string) bool {
 }
 
 // readOnlyMount reports whether writes through the mount fail: the mount is read only, or
-// its volume is of a kind the kubelet always mounts read only, or a read-only claim.
+// its volume is of a kind the kubelet always mounts read only, or its source says readOnly.
 func readOnlyMount(spec *corev1.PodSpec, m *corev1.VolumeMount) bool {
 	if m.ReadOnly {
 		return true
 	}
 	for i := range spec.Volumes {
-		v := &spec.Volumes[i]
-		if v.Name != m.Name {
-			continue
+		if v := &spec.Volumes[i]; v.Name == m.Name {
+			return readOnlyVolume(&v.VolumeSource)
 		}
-		return v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil || v.Image != nil ||
-			(v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ReadOnly)
+	}
+	return false
+}
+
+// readOnlyVolume reports whether every mount of the volume is read only: a configMap,
+// secret, downwardAPI, projected or image volume, or a source whose own readOnly flag is
+// set (every such flag of corev1.VolumeSource: a test walks the type to keep this list
+// whole).
+func readOnlyVolume(v *corev1.VolumeSource) bool {
+	switch {
+	case v.ConfigMap != nil, v.Secret != nil, v.DownwardAPI != nil, v.Projected != nil, v.Image != nil:
+		return true
+	case v.PersistentVolumeClaim != nil:
+		return v.PersistentVolumeClaim.ReadOnly
+	case v.CSI != nil:
+		return isTrue(v.CSI.ReadOnly)
+	case v.AzureDisk != nil:
+		return isTrue(v.AzureDisk.ReadOnly)
+	case v.GCEPersistentDisk != nil:
+		return v.GCEPersistentDisk.ReadOnly
+	case v.AWSElasticBlockStore != nil:
+		return v.AWSElasticBlockStore.ReadOnly
+	case v.NFS != nil:
+		return v.NFS.ReadOnly
+	case v.ISCSI != nil:
+		return v.ISCSI.ReadOnly
+	case v.Glusterfs != nil:
+		return v.Glusterfs.ReadOnly
+	case v.RBD != nil:
+		return v.RBD.ReadOnly
+	case v.FlexVolume != nil:
+		return v.FlexVolume.ReadOnly
+	case v.Cinder != nil:
+		return v.Cinder.ReadOnly
+	case v.CephFS != nil:
+		return v.CephFS.ReadOnly
+	case v.FC != nil:
+		return v.FC.ReadOnly
+	case v.AzureFile != nil:
+		return v.AzureFile.ReadOnly
+	case v.Quobyte != nil:
+		return v.Quobyte.ReadOnly
+	case v.PortworxVolume != nil:
+		return v.PortworxVolume.ReadOnly
+	case v.ScaleIO != nil:
+		return v.ScaleIO.ReadOnly
+	case v.StorageOS != nil:
+		return v.StorageOS.ReadOnly
 	}
 	return false
 }

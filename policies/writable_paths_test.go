@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -158,6 +159,23 @@ func TestWritablePaths(t *testing.T) {
 				`container "loom" has a read-only root filesystem and must be able to write to "/tmp", but volume "tmp" mounted at "/tmp" is read-only; mount a writable emptyDir there`)},
 		},
 		{
+			name: "a read-only inline CSI volume is read-only (the reported case)",
+			edit: func(s *corev1.PodSpec) {
+				s.Volumes[0] = corev1.Volume{Name: "tmp", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{Driver: "inline.storage.example", ReadOnly: new(true)}}}
+			},
+			want: field.ErrorList{secCtxInvalid(loom+".volumeMounts[0]", "/tmp",
+				`container "loom" has a read-only root filesystem and must be able to write to "/tmp", but volume "tmp" mounted at "/tmp" is read-only; mount a writable emptyDir there`)},
+			after: field.ErrorList{secCtxInvalid(loom+".volumeMounts[0]", "/tmp",
+				`container "loom" has a read-only root filesystem and must be able to write to "/tmp", but volume "tmp" mounted at "/tmp" is read-only; mount a writable emptyDir there`)},
+		},
+		{
+			name: "a writable inline CSI volume and a writable iSCSI volume are writable",
+			edit: func(s *corev1.PodSpec) {
+				s.Volumes[0] = corev1.Volume{Name: "tmp", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{Driver: "inline.storage.example", ReadOnly: new(false)}}}
+				s.Volumes[1] = corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{ISCSI: &corev1.ISCSIVolumeSource{TargetPortal: "10.0.0.1", IQN: "iqn.2001-04.com.example:x", Lun: 0}}}
+			},
+		},
+		{
 			name: "back off: a volume of that name that is not an emptyDir",
 			edit: func(s *corev1.PodSpec) {
 				dropTmp(s, 0)
@@ -262,5 +280,46 @@ func TestWritablePathsInvalidConfig(t *testing.T) {
 	secCtxAssertErrors(t, "Check after Fix", p.Check(w), nil)
 	if v := w.Spec.Volumes[len(w.Spec.Volumes)-1]; v.Name != "tmp" || v.EmptyDir == nil || v.EmptyDir.SizeLimit != nil {
 		t.Errorf("injected volume = %+v, want an emptyDir named tmp without sizeLimit", v)
+	}
+}
+
+// TestReadOnlyVolumeSources walks corev1.VolumeSource: every source type with a ReadOnly
+// field, set to true, makes the volume read only, and left false does not; so a source that
+// a new Kubernetes version adds with a readOnly flag fails here until readOnlyVolume knows it.
+func TestReadOnlyVolumeSources(t *testing.T) {
+	alwaysReadOnly := map[string]bool{"ConfigMap": true, "Secret": true, "DownwardAPI": true, "Projected": true, "Image": true}
+	vt := reflect.TypeFor[corev1.VolumeSource]()
+	flags := 0
+	for i := range vt.NumField() {
+		f := vt.Field(i)
+		st := f.Type.Elem()
+		for _, readOnly := range []bool{false, true} {
+			var v corev1.VolumeSource
+			src := reflect.New(st)
+			ro, hasFlag := st.FieldByName("ReadOnly")
+			if !hasFlag && readOnly {
+				continue
+			}
+			if hasFlag && readOnly {
+				switch ro.Type.Kind() {
+				case reflect.Bool:
+					src.Elem().FieldByIndex(ro.Index).SetBool(true)
+				case reflect.Pointer:
+					b := true
+					src.Elem().FieldByIndex(ro.Index).Set(reflect.ValueOf(&b))
+				}
+			}
+			reflect.ValueOf(&v).Elem().Field(i).Set(src)
+			want := alwaysReadOnly[f.Name] || (hasFlag && readOnly)
+			if got := readOnlyVolume(&v); got != want {
+				t.Errorf("%s with readOnly %v: read-only = %v, want %v", f.Name, readOnly, got, want)
+			}
+			if hasFlag && readOnly {
+				flags++
+			}
+		}
+	}
+	if flags < 18 {
+		t.Errorf("only %d volume sources with a readOnly flag: the walk is broken", flags)
 	}
 }
