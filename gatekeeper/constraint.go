@@ -328,6 +328,14 @@ func stricter(a, b policies.Action) policies.Action {
 	return a
 }
 
+// weaker returns the weaker of two actions.
+func weaker(a, b policies.Action) policies.Action {
+	if rank(b) < rank(a) {
+		return b
+	}
+	return a
+}
+
 func rank(a policies.Action) int {
 	switch a {
 	case policies.ActionEnforce:

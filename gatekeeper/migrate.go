@@ -33,6 +33,9 @@ type Options struct {
 	// apply, the stricter action and parameters win. Without it, every policy that no
 	// Constraint maps to is off and fixes run only where an Assign mutator did the same.
 	WithLoomProfile bool
+	// MaxAction, when set, caps every action of the migrated config: audit gives the config
+	// to run next to Gatekeeper before switching (nothing denied or warned, fixes off).
+	MaxAction policies.Action
 }
 
 // Report is the outcome of a migration, constraint by constraint.
@@ -292,6 +295,16 @@ func buildConfig(all []*mapped, exempt []Exemption, mutators []mutatorObj, opts 
 		}
 		if o.Policies != nil {
 			overrides = append(overrides, o)
+		}
+	}
+	if opts.MaxAction != "" {
+		for id, a := range global {
+			global[id] = weaker(a, opts.MaxAction)
+		}
+		for _, o := range overrides {
+			for id, a := range o.Policies {
+				o.Policies[id] = weaker(a, opts.MaxAction)
+			}
 		}
 	}
 	cfg.Namespaces = overrides

@@ -1,6 +1,7 @@
 package gatekeeper
 
 import (
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -642,4 +643,46 @@ func TestCompareResolvesOwners(t *testing.T) {
 
 func fieldErr(path string) *field.Error {
 	return field.Required(field.NewPath(path), "must be true")
+}
+
+// TestMaxAction caps every migrated action, namespace overrides included.
+func TestMaxAction(t *testing.T) {
+	doc := strings.Replace(constraint("K8sPSPAllowPrivilegeEscalationContainer", "", "enforcementAction: warn"), "kinds: [Pod]}]", "kinds: [Pod]}]\n    namespaces: [a]", 1) + "---\n" +
+		strings.Replace(constraint("K8sPSPReadOnlyRootFilesystem", ""), "name: c", "name: ro", 1)
+	_, e := migrate(t, doc, Options{MaxAction: policies.ActionAudit})
+	for _, c := range []struct {
+		policy, ns string
+		want       policies.Action
+	}{
+		{"no-privilege-escalation", "a", policies.ActionAudit},
+		{"no-privilege-escalation", "b", policies.ActionOff},
+		{"read-only-root-filesystem", "b", policies.ActionAudit},
+	} {
+		if got := e.Action(c.policy, c.ns); got != c.want {
+			t.Errorf("%s in %s = %s, want %s", c.policy, c.ns, got, c.want)
+		}
+	}
+}
+
+// TestDocsNameEveryKind keeps docs/migrating-from-gatekeeper.md in step with the mapping.
+func TestDocsNameEveryKind(t *testing.T) {
+	doc, err := os.ReadFile("../docs/migrating-from-gatekeeper.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []map[string]bool{keys(kinds), keys(unmappedKinds)} {
+		for k := range m {
+			if !strings.Contains(string(doc), "`"+k+"`") {
+				t.Errorf("docs/migrating-from-gatekeeper.md does not name %s", k)
+			}
+		}
+	}
+}
+
+func keys[V any](m map[string]V) map[string]bool {
+	out := map[string]bool{}
+	for k := range m {
+		out[k] = true
+	}
+	return out
 }

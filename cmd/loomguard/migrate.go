@@ -25,7 +25,7 @@ const migrateExitCodes = `  0  migrated (with --compare: no disagreement)
 func migrateCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, connect gatekeeperConnectFunc) int {
 	f := newFlags(commandHelp{
 		name:  "migrate",
-		usage: "migrate gatekeeper (-f PATH... | --from-cluster [--context NAME]) [--with-loom-profile] [--config-out FILE] [-o text|json] [--compare]",
+		usage: "migrate gatekeeper (-f PATH... | --from-cluster [--context NAME]) [--with-loom-profile] [--max-action A] [--config-out FILE] [-o text|json] [--compare]",
 		description: `Turn OPA Gatekeeper Constraints into a loomguard config, and report what carries over.
 
 It reads Constraints (constraints.gatekeeper.sh, every kind), Gatekeeper's Config
@@ -52,6 +52,7 @@ migrated config and lists the objects on which loomguard and Gatekeeper's audit 
 Constraints' status.violations) disagree, and why; its exit code is 1 when they do.`,
 		exitCodes: migrateExitCodes,
 		examples: `  loomguard migrate gatekeeper -f policies/gatekeeper/ --config-out loomguard.yaml
+  loomguard migrate gatekeeper -f policies/gatekeeper/ --max-action audit > side-by-side.yaml
   kubectl get constraints -A -o yaml | loomguard migrate gatekeeper -f - > loomguard.yaml
   loomguard migrate gatekeeper --from-cluster --context prod -o json
   loomguard migrate gatekeeper --from-cluster --compare        # where would they decide differently?
@@ -63,6 +64,8 @@ Constraints' status.violations) disagree, and why; its exit code is 1 when they 
 	kubeContext := f.String("context", "", "with --from-cluster: kubeconfig context `NAME` (default: the current context)")
 	timeout := f.Duration("request-timeout", 60*time.Second, "with --from-cluster: timeout of each API request (0: none)")
 	withLoom := f.Bool("with-loom-profile", false, "keep loomguard's Loom profile on too; the stricter action and parameters win")
+	maxAction := actionChoice{newChoice("enforce", "enforce", "warn", "audit")}
+	f.Var(maxAction, "max-action", "cap every migrated action: audit runs loomguard next to Gatekeeper without blocking anything")
 	configOut := f.String("config-out", "", "write the config to `FILE` (the report then goes to stdout)")
 	output := newChoice("text", "text", "json")
 	f.VarP(output, "output", "o", "report format: text or json")
@@ -133,7 +136,7 @@ Constraints' status.violations) disagree, and why; its exit code is 1 when they 
 		}
 	}
 
-	res, err := gatekeeper.Migrate(objs, gatekeeper.Options{WithLoomProfile: *withLoom})
+	res, err := gatekeeper.Migrate(objs, gatekeeper.Options{WithLoomProfile: *withLoom, MaxAction: policies.Action(maxAction.value)})
 	if err != nil {
 		for _, e := range strings.Split(err.Error(), "\n") {
 			fmt.Fprintf(stderr, "loomguard: %s\n", e)
@@ -149,6 +152,9 @@ Constraints' status.violations) disagree, and why; its exit code is 1 when they 
 		res.Report.Summary.Constraints, currentBuild().Version, res.Report.Summary.Mapped, res.Report.Summary.Partial, res.Report.Summary.Unmapped)
 	if *withLoom {
 		header += "\nThe Loom profile stays on (--with-loom-profile)."
+	}
+	if maxAction.value != "enforce" {
+		header += "\nEvery action is capped at " + maxAction.value + " (--max-action)."
 	}
 	cfgYAML, err := gatekeeper.ConfigYAML(res.Config, header)
 	if err != nil {
@@ -240,3 +246,8 @@ func verdictOf(engine *policies.Engine, kind, namespace, name string, rep *polic
 	}
 	return v
 }
+
+// actionChoice is a choice flag whose values are actions.
+type actionChoice struct{ *choice }
+
+func (actionChoice) Type() string { return "action" }
