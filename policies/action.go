@@ -65,18 +65,18 @@ func ParseAction(s string) (Action, error) {
 }
 
 // UnmarshalJSON accepts an action name, and also the boolean false that YAML 1.1 makes
-// of an unquoted `off`, so that `action: off` means what it says.
+// of an unquoted `off`, so that `action: off` means what it says. Any other value is kept
+// as its JSON text (true, 3, [enforce]) for Config.Validate to reject with the field's path:
+// a decoding error here would lose it.
 func (a *Action) UnmarshalJSON(b []byte) error {
-	switch string(b) {
-	case "false":
+	if string(b) == "false" {
 		*a = ActionOff
 		return nil
-	case "true":
-		return fmt.Errorf("action must be enforce, warn, audit or off, not true")
 	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("action must be a string: enforce, warn, audit or off")
+		*a = Action(b)
+		return nil
 	}
 	*a = Action(s)
 	return nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"reflect"
 	"strings"
 	"time"
 
@@ -138,7 +139,7 @@ func LoadConfig(data []byte) (*Config, field.ErrorList) {
 	// unless it sets its own, which the overlay does naturally.
 	strict, err := kjson.UnmarshalStrict(js, cfg)
 	if err != nil {
-		return nil, field.ErrorList{field.Invalid(field.NewPath(""), field.OmitValueType{}, err.Error())}
+		return nil, field.ErrorList{typeError(js, err)}
 	}
 	var errs field.ErrorList
 	for _, s := range strict {
@@ -173,6 +174,38 @@ func clearReplacedMaps(js []byte, cfg *Config) {
 	}
 }
 
+// typeError turns a decoding error into a field error. A value of the wrong JSON type is
+// reported at its field: the strict decoder's error does not say which, so the standard
+// library's decoder, whose UnmarshalTypeError carries the field's path, reads the document
+// again to find it. Anything else (the document is not a mapping) is about the root.
+func typeError(js []byte, err error) *field.Error {
+	var te *json.UnmarshalTypeError
+	if again := json.Unmarshal(js, DefaultConfig()); errors.As(again, &te) && te.Field != "" {
+		return field.Invalid(fieldPath(te.Field), field.OmitValueType{}, fmt.Sprintf("must be of type %s, not a JSON %s", jsonType(te.Type), te.Value))
+	}
+	return field.Invalid(field.NewPath(""), field.OmitValueType{}, err.Error())
+}
+
+// jsonType names the JSON type a Go type is decoded from.
+func jsonType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	case reflect.Pointer:
+		return jsonType(t.Elem())
+	}
+	return t.String()
+}
+
 // strictError turns a decoder's unknown or duplicate field into a field error at its path.
 func strictError(fe kjson.FieldError) *field.Error {
 	p := fieldPath(fe.FieldPath())
@@ -195,11 +228,15 @@ func isPolicyKey(p string) bool {
 	return ok && !strings.Contains(rest, ".")
 }
 
-// fieldPath parses the decoder's dotted path (with [i] indexes) into a field.Path.
+// fieldPath parses the decoder's dotted path (with [i] indexes) into a field.Path. An empty
+// key (`"": 1`) is named "" so that its error still points somewhere.
 func fieldPath(s string) *field.Path {
 	var p *field.Path
 	for _, part := range strings.Split(s, ".") {
 		name, idx, hasIdx := strings.Cut(part, "[")
+		if name == "" && !hasIdx {
+			name = `""`
+		}
 		if p == nil {
 			p = field.NewPath(name)
 		} else if name != "" {
