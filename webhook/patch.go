@@ -84,8 +84,27 @@ func roundTripNoise(raw []byte, obj any) ([]jsonpatch.Operation, error) {
 // round trip alone produces (noise). Adding null or {} is the round trip spelling out an
 // empty field (creationTimestamp: null, status: {}); nulls inside an added value are dropped
 // for the same reason: a fix never sets a field to null.
+//
+// It takes time linear in the operations (and n log n to sort them): the noise is indexed by
+// path, and each path is split into its segments once.
 func relevant(ops, noise []jsonpatch.Operation) []jsonpatch.Operation {
-	out := ops[:0]
+	byPath := make(map[string][]int, len(noise))
+	for i, n := range noise {
+		byPath[n.Path] = append(byPath[n.Path], i)
+	}
+	isNoise := func(op jsonpatch.Operation) bool {
+		for _, i := range byPath[op.Path] {
+			if n := noise[i]; n.Operation == op.Operation && reflect.DeepEqual(n.Value, op.Value) {
+				return true
+			}
+		}
+		return false
+	}
+	type keyed struct {
+		op   jsonpatch.Operation
+		path []string
+	}
+	kept := make([]keyed, 0, len(ops))
 	for _, op := range ops {
 		if op.Operation == "remove" {
 			continue
@@ -93,18 +112,20 @@ func relevant(ops, noise []jsonpatch.Operation) []jsonpatch.Operation {
 		if op.Operation == "add" && isEmpty(op.Value) {
 			continue
 		}
-		if slices.ContainsFunc(noise, func(n jsonpatch.Operation) bool {
-			return n.Operation == op.Operation && n.Path == op.Path && reflect.DeepEqual(n.Value, op.Value)
-		}) {
+		if isNoise(op) {
 			continue
 		}
 		op.Value = dropNulls(op.Value)
-		out = append(out, op)
+		kept = append(kept, keyed{op: op, path: strings.Split(op.Path, "/")})
 	}
 	// Without removes the operations touch disjoint paths, so any order applies the same,
 	// except for adds to consecutive array indexes, which must stay in ascending order:
 	// compare paths segment by segment, indexes as numbers.
-	slices.SortStableFunc(out, func(a, b jsonpatch.Operation) int { return comparePaths(a.Path, b.Path) })
+	slices.SortStableFunc(kept, func(a, b keyed) int { return compareSegments(a.path, b.path) })
+	out := ops[:0]
+	for _, k := range kept {
+		out = append(out, k.op)
+	}
 	return out
 }
 
@@ -137,9 +158,9 @@ func dropNulls(v any) any {
 	return v
 }
 
-// comparePaths orders JSON pointers segment by segment, numeric segments by value.
-func comparePaths(a, b string) int {
-	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
+// compareSegments orders JSON pointers, split at "/", segment by segment, numeric segments
+// by value.
+func compareSegments(as, bs []string) int {
 	for i := 0; i < len(as) && i < len(bs); i++ {
 		if as[i] == bs[i] {
 			continue
