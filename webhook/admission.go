@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,30 +51,51 @@ const maxListed = 20
 // Handlers answer admission reviews with the engine in force. They keep no per-request
 // state and are safe for concurrent use.
 type Handlers struct {
-	engine  *atomic.Pointer[policies.Engine]
-	decoder *policies.Decoder
-	metrics *Metrics
-	log     logr.Logger
+	engine   *atomic.Pointer[policies.Engine]
+	decoder  *policies.Decoder
+	metrics  *Metrics
+	log      logr.Logger
+	failures *failures
+	bufs     *sync.Pool    // *bytes.Buffer, the request bodies
+	inFlight chan struct{} // one token per review being worked on, both webhooks together
+}
+
+// HandlerOptions bound the work of the handlers.
+type HandlerOptions struct {
+	// MaxInFlight is how many reviews, of both webhooks together, are worked on at once;
+	// one more is refused at once with a 429 and Retry-After. DefaultMaxInFlight when zero.
+	MaxInFlight int
 }
 
 // NewHandlers returns the validating and mutating handlers. engine holds the engine in
 // force; the config reloader swaps it.
-func NewHandlers(engine *atomic.Pointer[policies.Engine], m *Metrics, log logr.Logger) *Handlers {
-	return &Handlers{engine: engine, decoder: policies.NewDecoder(), metrics: m, log: log}
+func NewHandlers(engine *atomic.Pointer[policies.Engine], m *Metrics, log logr.Logger, o HandlerOptions) *Handlers {
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	return &Handlers{
+		engine:   engine,
+		decoder:  policies.NewDecoder(),
+		metrics:  m,
+		log:      log,
+		failures: newFailures(m, log),
+		bufs:     &sync.Pool{New: func() any { return new(bytes.Buffer) }},
+		inFlight: make(chan struct{}, o.MaxInFlight),
+	}
 }
 
 // ValidatingWebhook returns the validating webhook, to be served at ValidatePath: Validate
 // in a controller-runtime admission.Webhook, behind an HTTP handler that takes
 // AdmissionReview v1 only.
 func (h *Handlers) ValidatingWebhook() http.Handler {
-	return newReviewHandler(h.webhook(webhookValidate, h.Validate))
+	return h.newReviewHandler(webhookValidate, h.webhook(webhookValidate, h.Validate))
 }
 
 // MutatingWebhook returns the mutating webhook, to be served at MutatePath: Mutate in a
 // controller-runtime admission.Webhook, behind an HTTP handler that takes AdmissionReview
 // v1 only.
 func (h *Handlers) MutatingWebhook() http.Handler {
-	return newReviewHandler(h.webhook(webhookMutate, h.Mutate))
+	return h.newReviewHandler(webhookMutate, h.webhook(webhookMutate, h.Mutate))
 }
 
 func (h *Handlers) webhook(name string, handle admission.HandlerFunc) *admission.Webhook {
@@ -102,6 +125,7 @@ type review struct {
 	namespace string
 	name      string
 	decision  string
+	reason    string // metric label, for decision error
 }
 
 func newReview(req *admission.Request) *review {
@@ -168,11 +192,28 @@ func (r *review) logValues(kv ...any) []any {
 func (r *review) check() *admission.Response {
 	switch {
 	case r.req.UID == "":
-		return errored(http.StatusBadRequest, metav1.StatusReasonBadRequest, "the admission review has no request (or a request without a uid)")
+		return r.fail(reasonBadRequest, http.StatusBadRequest, metav1.StatusReasonBadRequest, "the admission review has no request (or a request without a uid)")
 	case r.req.Kind.Kind == "":
-		return errored(http.StatusBadRequest, metav1.StatusReasonBadRequest, "the admission request names no kind")
+		return r.fail(reasonBadRequest, http.StatusBadRequest, metav1.StatusReasonBadRequest, "the admission request names no kind")
 	}
 	return nil
+}
+
+// fail records why the review is answered with an error and returns that answer.
+func (r *review) fail(reason string, code int32, status metav1.StatusReason, msg string) *admission.Response {
+	r.decision, r.reason = decisionError, reason
+	return errored(code, status, msg)
+}
+
+// expired answers a review whose context ended (its timeout passed, or its client went
+// away) before it was decided: the work stops there. It returns nil while ctx is live.
+func (r *review) expired(ctx context.Context) *admission.Response {
+	err := ctx.Err()
+	if err == nil {
+		return nil
+	}
+	return r.fail(reasonTimeout, http.StatusGatewayTimeout, metav1.StatusReasonTimeout,
+		fmt.Sprintf("loomguard stopped reviewing %s: %v", r.object(), context.Cause(ctx)))
 }
 
 // skipReason says why a request is admitted without evaluation, or "" when it is evaluated.
@@ -236,9 +277,8 @@ func (h *Handlers) unchanged(r *review, w *policies.Workload) bool {
 // begin takes a review as far as both webhooks go alike: it answers a malformed request, a
 // request loomguard skips (subresources, DELETE, non-workload kinds) and one it cannot
 // decode, and otherwise returns the engine in force and the decoded workload.
-func (h *Handlers) begin(r *review) (*policies.Engine, *policies.Workload, *admission.Response) {
+func (h *Handlers) begin(ctx context.Context, r *review) (*policies.Engine, *policies.Workload, *admission.Response) {
 	if bad := r.check(); bad != nil {
-		h.log.Info("bad admission request", r.logValues("reason", bad.Result.Message)...)
 		return nil, nil, bad
 	}
 	if reason := r.skipReason(); reason != "" {
@@ -248,21 +288,33 @@ func (h *Handlers) begin(r *review) (*policies.Engine, *policies.Workload, *admi
 	}
 	engine := h.engine.Load()
 	if engine == nil {
-		return nil, nil, errored(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable, "loomguard has no config loaded")
+		return nil, nil, r.fail(reasonNoConfig, http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable, "loomguard has no config loaded")
+	}
+	if late := r.expired(ctx); late != nil {
+		return nil, nil, late
 	}
 	w, err := h.decode(r, r.req.Object.Raw)
 	if err != nil {
-		h.log.Info("undecodable workload denied", r.logValues("error", err.Error())...)
-		return nil, nil, errored(http.StatusBadRequest, metav1.StatusReasonBadRequest,
+		return nil, nil, r.fail(reasonUndecodable, http.StatusBadRequest, metav1.StatusReasonBadRequest,
 			fmt.Sprintf("loomguard cannot decode %s: %v", r.object(), err))
 	}
 	r.named(w)
+	if late := r.expired(ctx); late != nil {
+		return nil, nil, late
+	}
 	return engine, w, nil
 }
 
-func (h *Handlers) done(webhook string, r *review, start time.Time) {
+func (h *Handlers) done(webhook string, r *review, start time.Time, resp *admission.Response) {
 	elapsed := time.Since(start)
-	h.metrics.observeRequest(webhook, r.operation, r.kind, r.decision, r.dryRun, elapsed.Seconds())
+	h.metrics.observeRequest(webhook, r.operation, r.kind, r.decision, r.reason, r.dryRun, elapsed.Seconds())
+	if r.decision == decisionError && r.reason != reasonInternal { // internal errors are logged in full where they happen
+		msg := ""
+		if resp.Result != nil {
+			msg = resp.Result.Message
+		}
+		h.failures.logf(r.reason, "admission review answered with an error", r.logValues("webhook", webhook, "message", msg)...)
+	}
 	if log := h.log.V(1); log.Enabled() {
 		log.Info("reviewed", r.logValues("webhook", webhook, "decision", r.decision, "duration", elapsed)...)
 	}
@@ -270,20 +322,20 @@ func (h *Handlers) done(webhook string, r *review, start time.Time) {
 
 // Validate answers a validating admission review: enforce violations deny it with a 403,
 // warn violations become warnings and audit violations audit annotations.
-func (h *Handlers) Validate(_ context.Context, req admission.Request) (resp admission.Response) {
+func (h *Handlers) Validate(ctx context.Context, req admission.Request) (resp admission.Response) {
 	start := time.Now()
 	r := newReview(&req)
-	defer h.done(webhookValidate, r, start)
+	defer func() { h.done(webhookValidate, r, start, &resp) }()
 	defer func() {
 		if p := recover(); p != nil {
-			r.decision = decisionError
+			r.decision, r.reason = decisionError, reasonInternal
 			h.log.Error(fmt.Errorf("panic: %v", p), "validating webhook failed; denying the request", r.logValues("stack", string(debug.Stack()))...)
 			resp = *errored(http.StatusInternalServerError, metav1.StatusReasonInternalError,
 				fmt.Sprintf("loomguard could not evaluate %s (internal error); the request is denied", r.object()))
 		}
 	}()
 
-	engine, w, early := h.begin(r)
+	engine, w, early := h.begin(ctx, r)
 	if early != nil {
 		return *early
 	}
@@ -293,6 +345,9 @@ func (h *Handlers) Validate(_ context.Context, req admission.Request) (resp admi
 	}
 
 	report := engine.Evaluate(w)
+	if late := r.expired(ctx); late != nil {
+		return *late
+	}
 	// Only a verdict that would deny or warn needs to know whether it may; most updates
 	// (a compliant object, a controller scaling) never decode the old object.
 	var recordOnly string
@@ -434,20 +489,23 @@ func waivers(ws []policies.Waiver) string {
 // The mutating webhook fails open (its failurePolicy is Ignore): an internal error admits
 // the object unchanged, with a warning, and leaves the verdict to the validating webhook.
 // Bad input is still answered with an error.
-func (h *Handlers) Mutate(_ context.Context, req admission.Request) (resp admission.Response) {
+func (h *Handlers) Mutate(ctx context.Context, req admission.Request) (resp admission.Response) {
 	start := time.Now()
 	r := newReview(&req)
-	defer h.done(webhookMutate, r, start)
+	defer func() { h.done(webhookMutate, r, start, &resp) }()
 	defer func() {
 		if p := recover(); p != nil {
-			r.decision = decisionError
+			r.decision, r.reason = decisionError, reasonInternal
 			h.log.Error(fmt.Errorf("panic: %v", p), "mutating webhook failed; admitting the object unchanged", r.logValues("stack", string(debug.Stack()))...)
 			resp = allowed("").WithWarnings(fmt.Sprintf("loomguard could not apply its fixes to %s (internal error); it is admitted unchanged", r.object()))
 		}
 	}()
 
-	engine, w, early := h.begin(r)
+	engine, w, early := h.begin(ctx, r)
 	if early != nil {
+		if r.reason == reasonTimeout {
+			return h.outOfTime(r)
+		}
 		return *early
 	}
 
@@ -463,8 +521,11 @@ func (h *Handlers) Mutate(_ context.Context, req admission.Request) (resp admiss
 	}
 
 	m, err := Mutate(engine, w, req.Object.Raw, req.Namespace)
+	if late := r.expired(ctx); late != nil {
+		return h.outOfTime(r)
+	}
 	if err != nil {
-		r.decision = decisionError
+		r.decision, r.reason = decisionError, reasonInternal
 		h.log.Error(err, "computing the fix patch failed; admitting the object unchanged", r.logValues()...)
 		return allowed("").WithWarnings(fmt.Sprintf("loomguard could not apply its fixes to %s (internal error); it is admitted unchanged", r.object()))
 	}
@@ -493,4 +554,11 @@ func (h *Handlers) Mutate(_ context.Context, req admission.Request) (resp admiss
 	resp.Warnings = []string{"loomguard fixed: " + strings.Join(m.Fixed, ", ")}
 	resp.AuditAnnotations = map[string]string{AuditFixed: strings.Join(m.Fixed, ",")}
 	return resp
+}
+
+// outOfTime answers a mutating review whose context ended before its patch was ready: like
+// an internal error, it admits the object unchanged (the mutating webhook fails open), and
+// the validating webhook has the last word.
+func (h *Handlers) outOfTime(r *review) admission.Response {
+	return allowed("").WithWarnings(fmt.Sprintf("loomguard ran out of time fixing %s; it is admitted unchanged", r.object()))
 }

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -54,4 +55,42 @@ func BenchmarkMutate(b *testing.B) {
 	b.Run("patched", func(b *testing.B) {
 		benchmarkHook(b, mutating, "testdata/fixable-deployment.yaml", req{})
 	})
+}
+
+// bigPod is a Pod with n containers lacking every security setting (no securityContext,
+// no resources, no probes), the shape of the issue's quadratic-patching probe.
+func bigPod(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"big","namespace":"loom","labels":{"app.kubernetes.io/name":"big"}},"spec":{"containers":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"name":"c%d","image":"registry.example.com/app:1.0.%d"}`, i, i)
+	}
+	b.WriteString(`]}}`)
+	return b.Bytes()
+}
+
+// BenchmarkMutateBigPod: /mutate on Pods of 1k, 5k and 20k containers that all need every
+// fix, and one of 49,932 containers, which is 3 MiB, the API server's own limit on an
+// object. Time and memory must grow linearly with the containers (BENCHMARKS.md).
+func BenchmarkMutateBigPod(b *testing.B) {
+	for _, n := range []int{1000, 5000, 20000, 49932} {
+		b.Run(fmt.Sprintf("containers=%d", n), func(b *testing.B) {
+			h := newHarness(b, "")
+			body := admissionReview(b, bigPod(n), req{})
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodPost, "/mutate?timeout=30s", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				w := httptest.NewRecorder()
+				h.mutate.ServeHTTP(w, req)
+				if w.Code != http.StatusOK {
+					b.Fatal(w.Code)
+				}
+			}
+		})
+	}
 }

@@ -56,7 +56,7 @@ func newHarnessLog(t testing.TB, config string, log logr.Logger) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.handlers = NewHandlers(&h.engine, h.metrics, log)
+	h.handlers = NewHandlers(&h.engine, h.metrics, log, HandlerOptions{})
 	h.validate = h.handlers.ValidatingWebhook()
 	h.mutate = h.handlers.MutatingWebhook()
 	return h

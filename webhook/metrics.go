@@ -31,6 +31,21 @@ const (
 	// decision label of both: bad input or an internal error
 	decisionError = "error"
 
+	// reason label of admission_requests_total: why a review was answered with an error
+	// (decision "error"); empty for every other decision. A fixed set.
+	reasonEmptyBody   = "empty_body"   // no body
+	reasonTooLarge    = "too_large"    // a body over 7 MiB (413)
+	reasonReadFailed  = "read_failed"  // the body could not be read (the client went away)
+	reasonContentType = "content_type" // not application/json
+	reasonMalformed   = "malformed"    // not JSON, or nested too deep, or of the wrong shape
+	reasonAPIVersion  = "api_version"  // not an admission.k8s.io/v1 AdmissionReview
+	reasonBadRequest  = "bad_request"  // no request, no uid, no kind
+	reasonUndecodable = "undecodable"  // the object does not decode as its kind
+	reasonOverloaded  = "overloaded"   // refused at the in-flight limit (429)
+	reasonTimeout     = "timeout"      // the review's timeout passed or its client went away
+	reasonNoConfig    = "no_config"    // no config loaded yet
+	reasonInternal    = "internal"     // a panic or a patch that could not be computed
+
 	// source label of policy_violations_total
 	sourceAdmission = "admission"
 
@@ -67,8 +82,8 @@ func NewMetrics(reg prometheus.Registerer, engine func() *policies.Engine) (*Met
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loomguard_admission_requests_total",
-			Help: "Admission reviews handled, by webhook (validate, mutate), operation, kind, decision and dry run.",
-		}, []string{"webhook", "operation", "kind", "decision", "dry_run"}),
+			Help: "Admission reviews answered, by webhook (validate, mutate), operation, kind, decision, dry run and, for decision error, reason.",
+		}, []string{"webhook", "operation", "kind", "decision", "dry_run", "reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "loomguard_admission_duration_seconds",
 			Help: "Time to decide one admission review, from the decoded review to the response.",
@@ -138,8 +153,8 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 	return c, nil
 }
 
-func (m *Metrics) observeRequest(webhook, operation, kind, decision string, dryRun bool, seconds float64) {
-	m.requests.WithLabelValues(webhook, operation, kind, decision, strconv.FormatBool(dryRun)).Inc()
+func (m *Metrics) observeRequest(webhook, operation, kind, decision, reason string, dryRun bool, seconds float64) {
+	m.requests.WithLabelValues(webhook, operation, kind, decision, strconv.FormatBool(dryRun), reason).Inc()
 	m.duration.WithLabelValues(webhook).Observe(seconds)
 }
 

@@ -33,14 +33,14 @@ func TestAdmissionMetrics(t *testing.T) {
 		labels []string
 		want   float64
 	}{
-		{[]string{"validate", "CREATE", "Deployment", "allowed", "false"}, 1},
-		{[]string{"validate", "CREATE", "Deployment", "denied", "false"}, 1},
-		{[]string{"validate", "CREATE", "Deployment", "denied", "true"}, 1},
-		{[]string{"validate", "DELETE", "Deployment", "skipped", "false"}, 1},
-		{[]string{"validate", "CREATE", "other", "skipped", "false"}, 1},
-		{[]string{"mutate", "CREATE", "Deployment", "patched", "false"}, 1},
-		{[]string{"mutate", "CREATE", "Deployment", "patched", "true"}, 1},
-		{[]string{"mutate", "CREATE", "Deployment", "allowed", "false"}, 1},
+		{[]string{"validate", "CREATE", "Deployment", "allowed", "false", ""}, 1},
+		{[]string{"validate", "CREATE", "Deployment", "denied", "false", ""}, 1},
+		{[]string{"validate", "CREATE", "Deployment", "denied", "true", ""}, 1},
+		{[]string{"validate", "DELETE", "Deployment", "skipped", "false", ""}, 1},
+		{[]string{"validate", "CREATE", "other", "skipped", "false", ""}, 1},
+		{[]string{"mutate", "CREATE", "Deployment", "patched", "false", ""}, 1},
+		{[]string{"mutate", "CREATE", "Deployment", "patched", "true", ""}, 1},
+		{[]string{"mutate", "CREATE", "Deployment", "allowed", "false", ""}, 1},
 	}
 	for _, r := range requests {
 		if got := testutil.ToFloat64(h.metrics.requests.WithLabelValues(r.labels...)); got != r.want {

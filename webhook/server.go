@@ -64,6 +64,9 @@ type ServerOptions struct {
 	// RESTConfig reaches the cluster. When nil, loomguard runs without a manager: admission
 	// needs no cluster access.
 	RESTConfig *rest.Config
+	// MaxInFlight bounds the reviews worked on at once (DefaultMaxInFlight when zero);
+	// more are refused with a 429 and Retry-After, which the API server retries.
+	MaxInFlight int
 	// ShutdownTimeout bounds how long in-flight reviews may take to finish on shutdown.
 	ShutdownTimeout time.Duration
 	// Registry receives loomguard's metrics; controller-runtime's metrics.Registry, which
@@ -177,18 +180,12 @@ func NewServer(o ServerOptions) (*Server, error) {
 	s.certs = s.certs.WithWatchInterval(5 * time.Second)
 	s.certs.RegisterCallback(m.SetCertificate)
 
-	s.handlers = NewHandlers(&s.engine, m, log.WithName("admission"))
-	s.webhooks = crwebhook.NewServer(crwebhook.Options{
-		Host: o.Host,
-		Port: o.Port,
-		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
-			c.MinVersion = o.TLSMinVersion
-			c.GetCertificate = s.certs.GetCertificate
-			if !o.EnableHTTP2 {
-				c.NextProtos = []string{"http/1.1"}
-			}
-		}},
-	})
+	s.handlers = NewHandlers(&s.engine, m, log.WithName("admission"), HandlerOptions{MaxInFlight: o.MaxInFlight})
+	tlsConfig := &tls.Config{MinVersion: o.TLSMinVersion, GetCertificate: s.certs.GetCertificate, NextProtos: []string{"http/1.1"}}
+	if o.EnableHTTP2 {
+		tlsConfig.NextProtos = []string{"h2", "http/1.1"}
+	}
+	s.webhooks = newWebhookServer(o.Host, o.Port, tlsConfig, o.ShutdownTimeout, log.WithName("webhook"))
 	s.webhooks.Register(ValidatePath, s.handlers.ValidatingWebhook())
 	s.webhooks.Register(MutatePath, s.handlers.MutatingWebhook())
 

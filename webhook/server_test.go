@@ -254,12 +254,11 @@ func TestServerTLS(t *testing.T) {
 	text, _ := io.ReadAll(mresp.Body)
 	mresp.Body.Close()
 	for _, want := range []string{
-		`loomguard_admission_requests_total{decision="denied",dry_run="false",kind="Deployment",operation="CREATE",webhook="validate"}`,
+		`loomguard_admission_requests_total{decision="denied",dry_run="false",kind="Deployment",operation="CREATE",reason="",webhook="validate"}`,
 		"loomguard_admission_duration_seconds_bucket",
 		"loomguard_config_reloads_total",
 		"loomguard_certificate_expiry_timestamp_seconds",
 		"loomguard_exceptions",
-		`controller_runtime_webhook_requests_total{code="200",webhook="/validate"}`,
 		"go_goroutines",
 		"process_resident_memory_bytes",
 	} {

@@ -394,7 +394,8 @@ func TestValidateBadInput(t *testing.T) {
 // denies, the mutating webhook (failurePolicy Ignore) admits the object unchanged.
 func TestPanic(t *testing.T) {
 	h := newHarness(t, "")
-	broken := &Handlers{decoder: h.handlers.decoder, metrics: h.metrics, log: h.handlers.log} // no engine pointer: Load panics
+	broken := *h.handlers
+	broken.engine = nil // Load panics
 	body := admissionReview(t, fixture(t, "testdata/insecure-deployment.yaml"), req{})
 
 	v := post(t, broken.ValidatingWebhook(), body)
@@ -406,7 +407,7 @@ func TestPanic(t *testing.T) {
 		t.Errorf("mutate after a panic: allowed %v, patch %s, warnings %q; want admitted unchanged with a warning", m.Allowed, m.Patch, m.Warnings)
 	}
 	for _, wh := range []string{"validate", "mutate"} {
-		if got := testutil.ToFloat64(h.metrics.requests.WithLabelValues(wh, "CREATE", "Deployment", "error", "false")); got != 1 {
+		if got := testutil.ToFloat64(h.metrics.requests.WithLabelValues(wh, "CREATE", "Deployment", "error", "false", "internal")); got != 1 {
 			t.Errorf("%s error requests = %v, want 1", wh, got)
 		}
 	}

@@ -46,6 +46,7 @@ type serveFlags struct {
 	kubeconfig             string
 	enableHTTP2            bool
 	shutdownTimeout        time.Duration
+	maxInFlight            int
 	certs                  certFlags       // serve_certs.go
 	audit                  auditServeFlags // audit_serve.go
 }
@@ -67,6 +68,7 @@ func newServeFlagSet(f *serveFlags, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then KUBECONFIG or ~/.kube/config; admission runs without a cluster)")
 	fs.BoolVar(&f.enableHTTP2, "enable-http2", false, "serve HTTP/2 as well as HTTP/1.1 on the webhook port")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", webhook.DefaultShutdownTimeout, "how long in-flight reviews may take to finish on SIGTERM")
+	fs.IntVar(&f.maxInFlight, "max-in-flight", webhook.DefaultMaxInFlight, "reviews worked on at once; more are refused with 429 and Retry-After, which the API server retries (sized for the Deployment's 512Mi memory limit)")
 	addCertFlags(fs, &f.certs)
 	addAuditFlags(fs, &f.audit)
 	return fs
@@ -224,6 +226,9 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if f.port <= 0 || f.port > 65535 {
 		return serveUsageError(stderr, fmt.Sprintf("--port %d out of range", f.port))
 	}
+	if f.maxInFlight <= 0 {
+		return serveUsageError(stderr, fmt.Sprintf("--max-in-flight %d must be positive", f.maxInFlight))
+	}
 	if f.shutdownTimeout <= 0 {
 		return serveUsageError(stderr, fmt.Sprintf("--shutdown-timeout %s must be positive", f.shutdownTimeout))
 	}
@@ -263,6 +268,7 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		EnableHTTP2:            f.enableHTTP2,
 		RESTConfig:             restConfig,
 		ShutdownTimeout:        f.shutdownTimeout,
+		MaxInFlight:            f.maxInFlight,
 		Logger:                 log,
 	}))
 	if err != nil {

@@ -304,9 +304,8 @@ func TestServe(t *testing.T) {
 	}
 	text := e.metricsText(t)
 	for _, want := range []string{
-		`loomguard_admission_requests_total{decision="denied",dry_run="false",kind="Pod",operation="CREATE",webhook="validate"} `,
+		`loomguard_admission_requests_total{decision="denied",dry_run="false",kind="Pod",operation="CREATE",reason="",webhook="validate"} `,
 		`loomguard_policy_violations_total{action="audit",policy="health-probes",source="admission"}`,
-		`controller_runtime_webhook_requests_total{code="200",webhook="/validate"}`,
 		"go_goroutines", "process_resident_memory_bytes", "loomguard_certificate_expiry_timestamp_seconds",
 	} {
 		if !strings.Contains(text, want) {

@@ -1,0 +1,356 @@
+package webhook
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/funcr"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	admissionv1 "k8s.io/api/admission/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// The tests of this file are the probes of issue 11 ("the webhook survives whatever reaches
+// its port"), each a row of its table. Resource bounds are asserted on what can be measured
+// deterministically: bytes allocated, bytes read, response sizes; never wall-clock time.
+
+// allocated returns the bytes the process allocated while fn ran.
+func allocated(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// oneByte is a request body that delivers one byte, then fails as a connection cut short does.
+type oneByte struct{ sent bool }
+
+func (b *oneByte) Read(p []byte) (int, error) {
+	if b.sent {
+		return 0, io.ErrUnexpectedEOF
+	}
+	b.sent = true
+	p[0] = '{'
+	return 1, nil
+}
+
+// TestDeclaredLengthAllocatesNothing: a client that declares a 7 MiB body and sends one
+// byte makes the handler allocate for the byte, not for the declaration (the probe that
+// took 100 such connections from 33 MB to 757 MB).
+func TestDeclaredLengthAllocatesNothing(t *testing.T) {
+	h := newHarness(t, "")
+	serve := func(declared int64) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodPost, ValidatePath, &oneByte{})
+		r.ContentLength = declared
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.validate.ServeHTTP(w, r)
+		return w
+	}
+	serve(maxReviewBytes) // warm the pools
+	var w *httptest.ResponseRecorder
+	if n := allocated(func() { w = serve(maxReviewBytes) }); n > 256<<10 {
+		t.Errorf("a 1-byte body declared as %d bytes allocated %d bytes, want at most 256 KiB", maxReviewBytes, n)
+	}
+	resp := decodeResponse(t, w)
+	if resp.Allowed || resp.Result.Code != http.StatusBadRequest || !strings.Contains(resp.Result.Message, "reading the request body") {
+		t.Errorf("got %+v, want a 400 for the body cut short", resp.Result)
+	}
+	// A declaration over the limit is refused unread.
+	if n := allocated(func() { w = serve(maxReviewBytes + 1) }); n > 64<<10 {
+		t.Errorf("a body declared over the limit allocated %d bytes, want at most 64 KiB", n)
+	}
+	if resp := decodeResponse(t, w); resp.Result.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("got %+v, want a 413", resp.Result)
+	}
+}
+
+// rawConn is a TLS connection to the webhook server driven by hand: a client that sends
+// what it likes, as slowly as it likes.
+func rawConn(t *testing.T, r *running, ca *testCA) *tls.Conn {
+	t.Helper()
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(r.url, "https://"), &tls.Config{RootCAs: ca.pool, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	// A bound for the test itself, never an assertion: the server must answer long before.
+	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
+	return conn
+}
+
+// readAnswer reads an HTTP response and its AdmissionReview from a raw connection.
+func readAnswer(t *testing.T, conn io.Reader) (*http.Response, *admissionv1.AdmissionResponse) {
+	t.Helper()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	defer resp.Body.Close()
+	var ar admissionv1.AdmissionReview
+	if err := json.NewDecoder(resp.Body).Decode(&ar); err != nil || ar.Response == nil {
+		t.Fatalf("the answer is no AdmissionReview (%v)", err)
+	}
+	return resp, ar.Response
+}
+
+// TestSlowBodyIsCut: a body sent a byte at a time is cut at the review's timeout, the
+// ?timeout= the API server sends (here 1s), not after the client's leisure: the server
+// answers on its own while the client is still sending, with a timeout error, counted.
+func TestSlowBodyIsCut(t *testing.T) {
+	ca, certDir := serverCerts(t)
+	r := startServer(t, ServerOptions{CertDir: certDir})
+	conn := rawConn(t, r, ca)
+	body := admissionReview(t, fixture(t, "testdata/insecure-deployment.yaml"), req{})
+	fmt.Fprintf(conn, "POST %s?timeout=1s HTTP/1.1\r\nHost: loomguard\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", ValidatePath, len(body))
+
+	stop := make(chan struct{})
+	var sent sync.WaitGroup
+	sent.Go(func() {
+		for i := range body {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := conn.Write(body[i : i+1]); err != nil {
+				return
+			}
+		}
+	})
+	httpResp, resp := readAnswer(t, conn)
+	close(stop)
+	sent.Wait()
+	if httpResp.StatusCode != http.StatusOK || resp.Allowed || resp.Result.Code != http.StatusRequestTimeout {
+		t.Fatalf("got HTTP %d %+v, want a 408 review", httpResp.StatusCode, resp.Result)
+	}
+	if !strings.Contains(resp.Result.Message, "did not arrive within the review's timeout") {
+		t.Errorf("message %q", resp.Result.Message)
+	}
+	if got := errorCount(r.srv.Metrics(), webhookValidate, reasonTimeout); got != 1 {
+		t.Errorf("timeouts counted: %v, want 1", got)
+	}
+}
+
+func errorCount(m *Metrics, webhook, reason string) float64 {
+	return testutil.ToFloat64(m.requests.WithLabelValues(webhook, "unknown", kindOther, decisionError, "false", reason))
+}
+
+// TestReviewTimeout: the ?timeout= parameter, bounded.
+func TestReviewTimeout(t *testing.T) {
+	for query, want := range map[string]time.Duration{
+		"":                DefaultReviewTimeout,
+		"?timeout=3s":     3 * time.Second,
+		"?timeout=10m":    MaxReviewTimeout,
+		"?timeout=1ms":    time.Second,
+		"?timeout=-5s":    DefaultReviewTimeout,
+		"?timeout=banana": DefaultReviewTimeout,
+	} {
+		if got := reviewTimeout(httptest.NewRequest(http.MethodPost, "/validate"+query, nil)); got != want {
+			t.Errorf("%q: %v, want %v", query, got, want)
+		}
+	}
+}
+
+// TestInFlightLimit: with every slot taken (here one, by a client that never finishes its
+// body), the next review is refused at once with a 429 and Retry-After, which the API
+// server's client retries, and counted; once the slot frees, reviews pass again.
+func TestInFlightLimit(t *testing.T) {
+	ca, certDir := serverCerts(t)
+	r := startServer(t, ServerOptions{CertDir: certDir, MaxInFlight: 1})
+	body := admissionReview(t, fixture(t, "testdata/insecure-deployment.yaml"), req{})
+
+	hog := rawConn(t, r, ca)
+	fmt.Fprintf(hog, "POST %s?timeout=30s HTTP/1.1\r\nHost: loomguard\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", ValidatePath, len(body))
+	if _, err := hog.Write(body[:10]); err != nil {
+		t.Fatal(err)
+	}
+	c := client(ca, false, nil)
+	waitFor(t, "the hog to take the slot", func() bool {
+		_, resp, err := send(c, r.url+MutatePath, body)
+		return err != nil && resp != nil && resp.StatusCode == http.StatusTooManyRequests
+	})
+	httpResp, err := c.Post(r.url+ValidatePath, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ar admissionv1.AdmissionReview
+	_ = json.NewDecoder(httpResp.Body).Decode(&ar)
+	httpResp.Body.Close()
+	if httpResp.StatusCode != http.StatusTooManyRequests || httpResp.Header.Get("Retry-After") == "" {
+		t.Errorf("got HTTP %d Retry-After %q, want 429 with Retry-After", httpResp.StatusCode, httpResp.Header.Get("Retry-After"))
+	}
+	if ar.Response == nil || ar.Response.Result.Code != http.StatusTooManyRequests {
+		t.Errorf("the 429 carries %+v, want an AdmissionReview saying 429", ar.Response)
+	}
+	if got := errorCount(r.srv.Metrics(), webhookValidate, reasonOverloaded); got != 1 {
+		t.Errorf("validate refusals counted: %v, want 1", got)
+	}
+
+	if _, err := hog.Write(body[10:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, resp := readAnswer(t, hog); resp.Allowed || resp.Result.Code != http.StatusForbidden {
+		t.Errorf("the slow review got %+v, want its denial", resp.Result)
+	}
+	if resp, _, err := send(c, r.url+ValidatePath, body); err != nil || resp.Result.Code != http.StatusForbidden {
+		t.Errorf("after the slot freed: %v %+v, want the denial", err, resp)
+	}
+}
+
+// TestContextEndsWork: a review whose context has ended (its timeout passed, its client
+// gone) is not worked on: the validating webhook answers with a timeout error, the
+// mutating webhook admits unchanged (it fails open), both counted with reason timeout, and
+// neither computes anything for the 5,000 containers (bytes allocated stay a fraction of
+// what the review costs).
+func TestContextEndsWork(t *testing.T) {
+	h := newHarness(t, "")
+	body := admissionReview(t, bigPod(5000), req{})
+	var ar admissionv1.AdmissionReview
+	if err := json.Unmarshal(body, &ar); err != nil {
+		t.Fatal(err)
+	}
+	request := admission.Request{AdmissionRequest: *ar.Request}
+	full := allocated(func() { h.handlers.Mutate(context.Background(), request) })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var v, m admission.Response
+	cut := allocated(func() {
+		v = h.handlers.Validate(ctx, request)
+		m = h.handlers.Mutate(ctx, request)
+	})
+	if v.Allowed || v.Result.Code != http.StatusGatewayTimeout {
+		t.Errorf("validate: %+v, want a 504 denial", v.Result)
+	}
+	if !m.Allowed || len(m.Patches) > 0 || len(m.Warnings) != 1 || !strings.Contains(m.Warnings[0], "ran out of time") {
+		t.Errorf("mutate: allowed %v, %d patches, warnings %q; want admitted unchanged with a warning", m.Allowed, len(m.Patches), m.Warnings)
+	}
+	if cut > full/10 {
+		t.Errorf("ended reviews allocated %d bytes, a full review %d: the work did not stop", cut, full)
+	}
+	for _, wh := range []string{webhookValidate, webhookMutate} {
+		got := testutil.ToFloat64(h.metrics.requests.WithLabelValues(wh, "CREATE", "Pod", decisionError, "false", reasonTimeout))
+		if got != 1 {
+			t.Errorf("%s timeouts counted: %v, want 1", wh, got)
+		}
+	}
+}
+
+// TestErrorsCountedAndLogged: every review answered with an error is counted with decision
+// error and its reason, echoes the request's uid where one can be read, and is logged, at
+// most once a second per reason with the number left out.
+func TestErrorsCountedAndLogged(t *testing.T) {
+	var mu sync.Mutex
+	var lines []string
+	h := newHarnessLog(t, "", funcr.New(func(prefix, args string) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, args)
+	}, funcr.Options{}))
+	valid := admissionReview(t, fixture(t, "testdata/insecure-deployment.yaml"), req{})
+	deep := strings.Repeat(`{"a":`, 20000) + "1" + strings.Repeat("}", 20000)
+	const uid = "705ab4f5-6393-11e8-b7cc-42010a800002"
+	tests := []struct {
+		name, contentType, reason string
+		body                      []byte
+		code                      int32
+		uid                       bool
+	}{
+		{"empty body", "application/json", reasonEmptyBody, nil, http.StatusBadRequest, false},
+		{"wrong content type", "text/plain", reasonContentType, valid, http.StatusBadRequest, true},
+		{"too large", "application/json", reasonTooLarge, bytes.Repeat([]byte(" "), maxReviewBytes+1), http.StatusRequestEntityTooLarge, false},
+		{"too deep", "application/json", reasonMalformed, []byte(deep), http.StatusBadRequest, false},
+		{"not JSON", "application/json", reasonMalformed, []byte("apiVersion: v1"), http.StatusBadRequest, false},
+		{"wrong apiVersion", "application/json", reasonAPIVersion, bytes.Replace(valid, []byte("admission.k8s.io/v1"), []byte("admission.k8s.io/v1beta1"), 1), http.StatusBadRequest, true},
+		{"no request", "application/json", reasonBadRequest, []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`), http.StatusBadRequest, false},
+	}
+	clock := testClock()
+	h.handlers.failures.now = func() time.Time { return clock }
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock = clock.Add(failureLogInterval)
+			before := errorCount(h.metrics, webhookValidate, tt.reason)
+			mu.Lock()
+			lines = nil
+			mu.Unlock()
+			for range 3 {
+				r := httptest.NewRequest(http.MethodPost, ValidatePath, bytes.NewReader(tt.body))
+				r.Header.Set("Content-Type", tt.contentType)
+				w := httptest.NewRecorder()
+				h.validate.ServeHTTP(w, r)
+				resp := decodeResponse(t, w)
+				if resp.Allowed || resp.Result.Code != tt.code {
+					t.Fatalf("got %+v, want a %d", resp.Result, tt.code)
+				}
+				if got := string(resp.UID); (got == uid) != tt.uid {
+					t.Errorf("uid %q, echoed: want %v", got, tt.uid)
+				}
+			}
+			if got := errorCount(h.metrics, webhookValidate, tt.reason) - before; got != 3 {
+				t.Errorf("counted %v with reason %s, want 3", got, tt.reason)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			var logged int
+			for _, l := range lines {
+				if strings.Contains(l, `"reason"="`+tt.reason+`"`) {
+					logged++
+				}
+			}
+			if logged != 1 {
+				t.Errorf("logged %d times, want once (rate-limited): %q", logged, lines)
+			}
+		})
+	}
+}
+
+// TestFailureLogRateLimit: after the interval, the next line says how many were left out.
+func TestFailureLogRateLimit(t *testing.T) {
+	var lines []string
+	f := newFailures(nil, funcr.New(func(_, args string) { lines = append(lines, args) }, funcr.Options{}))
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.now = func() time.Time { return now }
+	for range 5 {
+		f.logf("malformed", "bad")
+	}
+	f.logf("too_large", "bad")
+	now = now.Add(failureLogInterval)
+	f.logf("malformed", "bad")
+	want := []string{`"reason"="malformed"`, `"reason"="too_large"`, `"reason"="malformed" "suppressed"=4`}
+	if len(lines) != len(want) {
+		t.Fatalf("lines %q, want %d", lines, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasSuffix(lines[i], w) {
+			t.Errorf("line %d = %q, want it to end in %s", i, lines[i], w)
+		}
+	}
+}
+
+func decodeResponse(t *testing.T, w *httptest.ResponseRecorder) *admissionv1.AdmissionResponse {
+	t.Helper()
+	var ar admissionv1.AdmissionReview
+	if err := json.Unmarshal(w.Body.Bytes(), &ar); err != nil || ar.Response == nil {
+		t.Fatalf("not an AdmissionReview (%v): %.200s", err, w.Body)
+	}
+	if ar.APIVersion != "admission.k8s.io/v1" || ar.Kind != "AdmissionReview" {
+		t.Errorf("answered with %q %q", ar.APIVersion, ar.Kind)
+	}
+	return ar.Response
+}
+
