@@ -353,4 +353,3 @@ func decodeResponse(t *testing.T, w *httptest.ResponseRecorder) *admissionv1.Adm
 	}
 	return ar.Response
 }
-
