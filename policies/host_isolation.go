@@ -12,8 +12,11 @@ import (
 //   - hostPath volumes (reported at volumes[i].hostPath, naming the volume and the path);
 //   - a non-zero hostPort on any container port, init and ephemeral containers included.
 //
-// A hostPort of 0 (unset) is fine: the kubelet defaults hostPort to the containerPort only
-// when hostNetwork is true, which is forbidden on its own.
+// A hostPort of 0 (unset) is fine, except under hostNetwork: true, where the API server sets
+// each unset hostPort of a regular or init container to its containerPort when it stores a
+// Pod (defaultHostNetworkPorts, called by SetDefaults_Pod in k8s.io/kubernetes
+// pkg/apis/core/v1/defaults.go). The policy judges the object as stored, so it reports those
+// ports for a Pod and a template alike, whether or not the defaulting has run.
 //
 // The policy applies to Windows pods too (a HostProcess pod needs hostNetwork and so needs
 // an exception). It has no fix: only the workload's author can say what the pod should use
@@ -47,7 +50,11 @@ func hostIsolation(cfg Settings) Policy {
 			}
 			for _, c := range w.Containers() {
 				for j := range c.Ports {
-					if hp := c.Ports[j].HostPort; hp != 0 {
+					hp := c.Ports[j].HostPort
+					if hp == 0 && s.HostNetwork && c.Kind != Ephemeral {
+						hp = c.Ports[j].ContainerPort // as the API server stores it (see above)
+					}
+					if hp != 0 {
 						errs = append(errs, field.Forbidden(c.Path.Child("ports").Index(j).Child("hostPort"),
 							containerPhrase(c.Name)+" must not bind host port "+strconv.Itoa(int(hp))+": expose the port through a Service"))
 					}

@@ -26,6 +26,23 @@ func TestHostIsolation(t *testing.T) {
 				secCtxForbidden(secCtxDeploySpec+".hostNetwork", "the pod must not use the host's network namespace: remove hostNetwork: true"),
 				secCtxForbidden(secCtxDeploySpec+".hostPID", "the pod must not use the host's PID namespace: remove hostPID: true"),
 				secCtxForbidden(secCtxDeploySpec+".hostIPC", "the pod must not use the host's IPC namespace: remove hostIPC: true"),
+				// The API server sets hostPort to the containerPort under hostNetwork.
+				secCtxForbidden(secCtxDeploySpec+".containers[0].ports[0].hostPort", `container "loom" must not bind host port 8081: expose the port through a Service`),
+			},
+		},
+		{
+			name: "hostNetwork: unset host ports of init and regular containers are reported as stored",
+			kind: "Pod",
+			edit: func(s *corev1.PodSpec) {
+				s.HostNetwork = true
+				s.InitContainers = []corev1.Container{secCtxContainer("migrate")}
+				s.Containers[0].Ports = append(s.Containers[0].Ports, corev1.ContainerPort{Name: "admin", ContainerPort: 9000, HostPort: 9001})
+			},
+			want: field.ErrorList{
+				secCtxForbidden(secCtxPodSpec+".hostNetwork", "the pod must not use the host's network namespace: remove hostNetwork: true"),
+				secCtxForbidden(secCtxPodSpec+".initContainers[0].ports[0].hostPort", `container "migrate" must not bind host port 8081: expose the port through a Service`),
+				secCtxForbidden(secCtxPodSpec+".containers[0].ports[0].hostPort", `container "loom" must not bind host port 8081: expose the port through a Service`),
+				secCtxForbidden(secCtxPodSpec+".containers[0].ports[1].hostPort", `container "loom" must not bind host port 9001: expose the port through a Service`),
 			},
 		},
 		{
@@ -71,6 +88,7 @@ func TestHostIsolation(t *testing.T) {
 			},
 			want: field.ErrorList{
 				secCtxForbidden(secCtxPodSpec+".hostNetwork", "the pod must not use the host's network namespace: remove hostNetwork: true"),
+				secCtxForbidden(secCtxPodSpec+".containers[0].ports[0].hostPort", `container "loom" must not bind host port 8081: expose the port through a Service`),
 			},
 		},
 	})

@@ -19,18 +19,21 @@ import (
 // 5× (LOOM.md, "guide's resources"), so the default ceiling is 5 and that example passes.
 // Ephemeral containers are not checked: the API forbids resources on them.
 //
-// A missing request is a violation even when the limit is set. The API server copies a
-// missing request from the limit when it defaults a Pod, before admission, but it does not
-// do so for the pod template of a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or
-// CronJob, which is what people write; a template that relies on that defaulting gets
-// requests equal to its limits, which is rarely what was meant.
+// The policy judges the object as the API server stores it. When a container sets a limit
+// and no request for a resource, the API server copies the limit into the request when it
+// stores a Pod (SetDefaults_Pod in k8s.io/kubernetes pkg/apis/core/v1/defaults.go, for
+// regular and init containers), before admission. It does not do so for the pod template
+// of a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or CronJob, but every Pod made
+// from the template gets it. So such a request counts as set, equal to its limit, for a Pod
+// and a template alike: the verdict never depends on which of the two arrives.
 //
 // The fix fills only what is missing, from the config's defaults, and never changes an
-// explicit value. When a default does not fit next to an explicit value — a default
-// request above an explicit limit, a default limit below an explicit request, or a pair
-// beyond the ratio — it takes the explicit value instead (request = limit), as Kubernetes
-// does for a Pod that sets only limits. It leaves a resource alone when the explicit value
-// is zero or negative: that is a mistake for a person to correct.
+// explicit value: both request and limit when neither is set, the limit when only the
+// request is. When the default limit does not fit next to an explicit request — below it,
+// or beyond the ratio — it takes the request instead (limit = request). A request that the
+// API server will copy from the limit is not missing, so the fix adds none. It leaves a
+// resource alone when the explicit value is zero or negative: that is a mistake for a
+// person to correct.
 func resourceLimits(cfg ResourceLimitsConfig) Policy {
 	rules := [...]resourceRule{
 		newResourceRule(corev1.ResourceCPU, true, cfg.Defaults.Requests.CPU, cfg.Defaults.Limits.CPU),
@@ -111,6 +114,11 @@ func (r *resourceRule) exceeds(req, lim *resource.Quantity, ratio float64) bool 
 func (r *resourceRule) check(errs field.ErrorList, c ContainerRef, ratio float64) field.ErrorList {
 	req, hasReq := c.Resources.Requests[r.name]
 	lim, hasLim := c.Resources.Limits[r.name]
+	// The request the API server copies from the limit (see resourceLimits).
+	copied := !hasReq && hasLim
+	if copied {
+		req, hasReq = lim, true
+	}
 	if hasReq && hasLim && req.Sign() > 0 && lim.Sign() > 0 && req.Cmp(lim) <= 0 && !r.exceeds(&req, &lim, ratio) {
 		return errs // the passing path: no allocation
 	}
@@ -120,6 +128,8 @@ func (r *resourceRule) check(errs field.ErrorList, c ContainerRef, ratio float64
 	limPath := c.Path.Child("resources", "limits").Key(res)
 	if !hasReq {
 		errs = append(errs, field.Required(reqPath, "container "+name+" must set a "+res+" request"))
+	} else if copied && req.Sign() <= 0 {
+		hasReq = false // reported once, at the limit it is copied from
 	} else if req.Sign() <= 0 {
 		errs = append(errs, field.Invalid(reqPath, req.String(), "container "+name+" must request a positive amount of "+res))
 		hasReq = false
@@ -145,7 +155,7 @@ func (r *resourceRule) check(errs field.ErrorList, c ContainerRef, ratio float64
 // fix fills a missing request or limit; see resourceLimits.
 func (r *resourceRule) fix(c *corev1.Container, ratio float64) bool {
 	req, hasReq := c.Resources.Requests[r.name]
-	lim, hasLim := c.Resources.Limits[r.name]
+	_, hasLim := c.Resources.Limits[r.name]
 	switch {
 	case hasReq && hasLim:
 		return false
@@ -155,15 +165,8 @@ func (r *resourceRule) fix(c *corev1.Container, ratio float64) bool {
 		}
 		setQuantity(&c.Resources.Requests, r.name, *r.defReq)
 		setQuantity(&c.Resources.Limits, r.name, *r.defLim)
-	case hasLim: // the request is missing
-		if r.defReq == nil || lim.Sign() <= 0 {
-			return false
-		}
-		if r.defReq.Cmp(lim) > 0 || r.exceeds(r.defReq, &lim, ratio) {
-			setQuantity(&c.Resources.Requests, r.name, lim)
-		} else {
-			setQuantity(&c.Resources.Requests, r.name, *r.defReq)
-		}
+	case hasLim: // the API server copies the limit into the request
+		return false
 	default: // the limit is missing
 		if r.defLim == nil || req.Sign() <= 0 {
 			return false

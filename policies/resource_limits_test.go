@@ -73,22 +73,24 @@ func TestResourceLimits(t *testing.T) {
 			fixed: resourcesWant("100m", "256Mi", "500m", "512Mi"),
 		},
 		{
-			name:  "missing cpu request: default filled",
-			obj:   dep(set("", "256Mi", "400m", "512Mi")),
-			want:  field.ErrorList{field.Required(req(c0, "cpu"), `container "loom" must set a cpu request`)},
-			fixed: resourcesWant("100m", "256Mi", "400m", "512Mi"),
+			name: "missing cpu request with a limit: the API server copies the limit, so it is set (the reported case)",
+			obj:  dep(set("", "256Mi", "400m", "512Mi")),
 		},
 		{
-			name:  "only a limit below the default request: request = limit",
-			obj:   dep(set("", "256Mi", "50m", "512Mi")),
-			want:  field.ErrorList{field.Required(req(c0, "cpu"), `container "loom" must set a cpu request`)},
-			fixed: resourcesWant("50m", "256Mi", "50m", "512Mi"),
+			name: "only limits, no requests at all: both copied, nothing to fix",
+			obj:  dep(set("", "", "500m", "512Mi")),
 		},
 		{
-			name:  "only a limit too far above the default request: request = limit",
-			obj:   dep(set("", "256Mi", "2", "512Mi")),
-			want:  field.ErrorList{field.Required(req(c0, "cpu"), `container "loom" must set a cpu request`)},
-			fixed: resourcesWant("2", "256Mi", "2", "512Mi"),
+			name: "only limits on a Pod: judged as on a template",
+			obj: func(t testing.TB) runtime.Object {
+				return catalogPod(t, func(p *corev1.Pod) { p.Spec.Containers[0].Resources.Requests = nil })
+			},
+		},
+		{
+			name:  "neither memory request nor limit: both defaults filled",
+			obj:   dep(set("100m", "", "500m", "")),
+			want:  field.ErrorList{field.Required(req(c0, "memory"), `container "loom" must set a memory request`), field.Required(lim(c0, "memory"), `container "loom" must set a memory limit`)},
+			fixed: resourcesWant("100m", "256Mi", "500m", "512Mi"),
 		},
 		{
 			name:  "missing memory limit: default filled",
@@ -132,10 +134,9 @@ func TestResourceLimits(t *testing.T) {
 			},
 		},
 		{
-			name: "zero limit without request: the request is not filled",
+			name: "zero limit without request: reported once, at the limit the request is copied from",
 			obj:  dep(set("100m", "", "500m", "0")),
 			want: field.ErrorList{
-				field.Required(req(c0, "memory"), `container "loom" must set a memory request`),
 				field.Invalid(lim(c0, "memory"), "0", `container "loom" must set a positive memory limit`),
 			},
 		},
@@ -155,15 +156,14 @@ func TestResourceLimits(t *testing.T) {
 			},
 			want: field.ErrorList{
 				field.Required(lim(field.NewPath("spec", "template", "spec", "initContainers").Index(0), "memory"), `container "migrate" must set a memory limit`),
-				field.Required(req(field.NewPath("spec", "template", "spec", "initContainers").Index(1), "cpu"), `container "proxy" must set a cpu request`),
 			},
 			fixed: func(t *testing.T, obj runtime.Object) {
 				init := obj.(*appsv1.Deployment).Spec.Template.Spec.InitContainers
 				if q := init[0].Resources.Limits[corev1.ResourceMemory]; q.String() != "512Mi" {
 					t.Errorf("migrate memory limit = %s", q.String())
 				}
-				if q := init[1].Resources.Requests[corev1.ResourceCPU]; q.String() != "100m" {
-					t.Errorf("proxy cpu request = %s", q.String())
+				if _, ok := init[1].Resources.Requests[corev1.ResourceCPU]; ok {
+					t.Error("the fix added a cpu request to proxy, which the API server copies from its limit")
 				}
 			},
 		},
@@ -191,11 +191,14 @@ func TestResourceLimits(t *testing.T) {
 			name: "cronjob path",
 			obj: func(t testing.TB) runtime.Object {
 				return catalogCronJob(t, func(cj *batchv1.CronJob) {
-					delete(cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Resources.Requests, corev1.ResourceMemory)
+					c := &cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0]
+					delete(c.Resources.Requests, corev1.ResourceMemory)
+					delete(c.Resources.Limits, corev1.ResourceMemory)
 				})
 			},
 			want: field.ErrorList{field.Required(req(field.NewPath("spec", "jobTemplate", "spec", "template", "spec", "containers").Index(0), "memory"),
-				`container "loom" must set a memory request`)},
+				`container "loom" must set a memory request`), field.Required(lim(field.NewPath("spec", "jobTemplate", "spec", "template", "spec", "containers").Index(0), "memory"),
+				`container "loom" must set a memory limit`)},
 			fixed: resourcesWant("100m", "256Mi", "500m", "512Mi"),
 		},
 	})
