@@ -10,12 +10,12 @@ LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.
 GO_TEST    ?= go test
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: all build tools test unit e2e lint docs bench run clean help docker-build deploy-test audit-scale
+.PHONY: all build tools test unit e2e lint docs bench bench-e2e run clean help docker-build deploy-test audit-scale
 
 all: build
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
 build: ## build bin/loomguard
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/loomguard ./cmd/loomguard
@@ -47,6 +47,10 @@ docs: ## regenerate docs/policies.md from the policy catalog
 
 bench: ## engine and handler benchmarks
 	go test -run '^$$' -bench . -benchmem ./policies ./webhook ./audit ./cmd/loomguard
+
+BENCH_E2E_FLAGS ?= -rounds 3
+bench-e2e: build tools ## what admission costs the API server: none vs in-tree policy vs loomguard, on the local control plane (≈ 10 min)
+	LOOMGUARD_BIN=$(BIN) go run ./test/bench/e2e $(BENCH_E2E_FLAGS)
 
 run: build tools ## start a local control plane with loomguard and the example Loom bundle
 	go build -o $(BIN)/devcluster ./test/cmd/devcluster

@@ -57,6 +57,9 @@ type Config struct {
 	Logf func(format string, args ...any)
 	// KeepDir keeps the temporary directory (certificates, etcd data, logs) after Stop.
 	KeepDir bool
+	// ControllerManagerArgs are appended to kube-controller-manager's command line (a later
+	// flag wins), e.g. a higher --kube-api-qps for load tests.
+	ControllerManagerArgs []string
 }
 
 // Cluster is a running control plane with loomguard. Its methods are safe for concurrent
@@ -347,6 +350,21 @@ func (c *Cluster) LogTails(n int) string {
 		fmt.Fprintf(&b, "----- %s (%s) -----\n%s\n", name, path, tail(path, n))
 	}
 	return b.String()
+}
+
+// PIDs are the process ids of the running components, by name: etcd, kube-apiserver,
+// kube-controller-manager and loomguard (absent once it has exited).
+func (c *Cluster) PIDs() map[string]int {
+	out := map[string]int{}
+	for _, p := range []*process{c.etcd, c.apiserver, c.kcm} {
+		if p != nil && p.exited() == nil {
+			out[p.name] = p.pid()
+		}
+	}
+	if pid := c.LoomguardPID(); pid != 0 {
+		out["loomguard"] = pid
+	}
+	return out
 }
 
 // BinPath is the path of a binary in the bin directory the cluster runs (kubectl,

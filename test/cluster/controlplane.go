@@ -307,6 +307,7 @@ func (c *Cluster) startControllerManager(pki *pkiFiles) error {
 		"--secure-port=0",
 		"--profiling=false",
 	}
+	args = append(args, c.cfg.ControllerManagerArgs...)
 	p, err := startProcess("kube-controller-manager", c.logDir, c.bin("kube-controller-manager"), args)
 	if err != nil {
 		return err

@@ -146,6 +146,24 @@ func (c *Cluster) RegisterWebhooks(ctx context.Context) error {
 	return c.WaitForWebhooks(ctx)
 }
 
+// UnregisterWebhooks deletes loomguard's MutatingWebhookConfiguration and
+// ValidatingWebhookConfiguration (absent ones are fine). The API server stops calling the
+// webhooks shortly after, asynchronously; RegisterWebhooks puts them back.
+func (c *Cluster) UnregisterWebhooks(ctx context.Context) error {
+	cfgs, err := readWebhookConfigurations(c.RepoPath(webhookConfigurationsFile))
+	if err != nil {
+		return err
+	}
+	ar := c.clientset.AdmissionregistrationV1()
+	if err := ar.MutatingWebhookConfigurations().Delete(ctx, cfgs.mutating.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting MutatingWebhookConfiguration %s: %w", cfgs.mutating.Name, err)
+	}
+	if err := ar.ValidatingWebhookConfigurations().Delete(ctx, cfgs.validating.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting ValidatingWebhookConfiguration %s: %w", cfgs.validating.Name, err)
+	}
+	return nil
+}
+
 // WaitForWebhooks waits until the API server sends admission reviews to both of loomguard's
 // webhooks: the API server loads webhook configurations asynchronously, so a request right
 // after registration may skip them. It dry-runs the creation of a Deployment in the default

@@ -1,0 +1,338 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/loomguard/loomguard/test/cluster"
+)
+
+// namespace is where every workload runs: governed by the webhooks and the policy.
+const namespace = "bench"
+
+// fixedAnnotation is what loomguard's mutating webhook sets on an object it fixed.
+const fixedAnnotation = "loomguard.io/fixed"
+
+// compliantPodYAML is a Pod that passes every policy of the default config: the pod
+// template of policies/testdata/base/deployment.yaml, without its PersistentVolumeClaim.
+const compliantPodYAML = `
+apiVersion: v1
+kind: Pod
+metadata:
+  labels: {app: bench, version: "0.9.3", environment: development}
+spec:
+  automountServiceAccountToken: false
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 1000
+    runAsGroup: 1000
+    fsGroup: 1000
+    seccompProfile: {type: RuntimeDefault}
+  containers:
+    - name: loom
+      image: ghcr.io/jordanhubbard/loom:0.9.3
+      ports: [{name: http, containerPort: 8081}]
+      env:
+        - {name: TEMPORAL_HOST, value: "temporal:7233"}
+        - name: LOOM_PASSWORD
+          valueFrom: {secretKeyRef: {name: loom-secrets, key: loom-password}}
+      resources:
+        requests: {cpu: 100m, memory: 256Mi}
+        limits: {cpu: 500m, memory: 512Mi}
+      securityContext:
+        allowPrivilegeEscalation: false
+        readOnlyRootFilesystem: true
+        capabilities: {drop: [ALL]}
+      livenessProbe: {httpGet: {path: /health/live, port: http}}
+      readinessProbe: {httpGet: {path: /health/ready, port: http}}
+      volumeMounts: [{name: tmp, mountPath: /tmp}]
+  volumes:
+    - name: tmp
+      emptyDir: {sizeLimit: 256Mi}
+`
+
+// fixPodYAML is a Pod that forgets every security setting loomguard fixes (as
+// test/cmd/devcluster/testdata/fixed.yaml): admitted with them injected.
+const fixPodYAML = `
+apiVersion: v1
+kind: Pod
+metadata:
+  labels: {app: bench-fix, version: "1.27.3", environment: development}
+spec:
+  containers:
+    - name: web
+      image: nginxinc/nginx-unprivileged:1.27.3
+      ports: [{name: http, containerPort: 8080}]
+      resources:
+        requests: {cpu: 100m, memory: 128Mi}
+        limits: {cpu: 500m, memory: 256Mi}
+      livenessProbe: {httpGet: {path: /, port: http}}
+      readinessProbe: {httpGet: {path: /, port: http}}
+`
+
+// deniedPodYAML breaks several enforced policies that no fix can repair (image tag, host
+// network): every admission setup but none denies it.
+const deniedPodYAML = `
+apiVersion: v1
+kind: Pod
+metadata:
+  name: bench-denied
+  labels: {app: bench-denied, version: "1", environment: development}
+spec:
+  hostNetwork: true
+  containers:
+    - name: c
+      image: busybox:latest
+`
+
+type bench struct {
+	c      *cluster.Cluster
+	o      options
+	logf   func(string, ...any)
+	client kubernetes.Interface // the load generator's: no client-side rate limit
+
+	compliant, fix, denied *corev1.Pod
+
+	loomguardArgs []string // the flags loomguard runs with now
+}
+
+func newBench(ctx context.Context, c *cluster.Cluster, o options, logf func(string, ...any)) (*bench, error) {
+	cfg := c.RESTConfig()
+	cfg.QPS, cfg.Burst = 1e6, 1e6
+	cfg.UserAgent = "loomguard-bench-e2e"
+	cfg.WarningHandler = rest.NoWarnings{}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating the load generator's client: %w", err)
+	}
+	b := &bench{c: c, o: o, logf: logf, client: client}
+	for _, p := range []struct {
+		dst  **corev1.Pod
+		yaml string
+	}{{&b.compliant, compliantPodYAML}, {&b.fix, fixPodYAML}, {&b.denied, deniedPodYAML}} {
+		var pod corev1.Pod
+		if err := yaml.UnmarshalStrict([]byte(p.yaml), &pod); err != nil {
+			return nil, fmt.Errorf("decoding a bench Pod: %w", err)
+		}
+		*p.dst = &pod
+	}
+	if err := c.CreateNamespace(ctx, namespace); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func setupNames() []string {
+	return []string{"none", "vap", "loomguard", "loomguard-http1", "loomguard-http2"}
+}
+
+// apply switches the control plane to a setup and checks that it is in force: loomguard's
+// webhooks called or not, the policy denying or not.
+func (b *bench) apply(ctx context.Context, setup string) error {
+	ar := b.c.Clientset().AdmissionregistrationV1()
+	wantVAP := setup == "vap"
+	wantLoomguard := strings.HasPrefix(setup, "loomguard")
+	if !wantVAP {
+		if err := ar.ValidatingAdmissionPolicyBindings().Delete(ctx, vapName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		if err := ar.ValidatingAdmissionPolicies().Delete(ctx, vapName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	if !wantLoomguard {
+		if err := b.c.UnregisterWebhooks(ctx); err != nil {
+			return err
+		}
+	}
+	if wantVAP {
+		p, bind, err := decodeVAP()
+		if err != nil {
+			return err
+		}
+		if _, err := ar.ValidatingAdmissionPolicies().Create(ctx, p, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		if _, err := ar.ValidatingAdmissionPolicyBindings().Create(ctx, bind, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+	}
+	if wantLoomguard {
+		var args []string
+		switch setup {
+		case "loomguard-http1":
+			args = []string{"--enable-http2=false"}
+		case "loomguard-http2":
+			args = []string{"--enable-http2=true"}
+		}
+		if !slices.Equal(args, b.loomguardArgs) {
+			if err := b.c.StopLoomguard(); err != nil {
+				return err
+			}
+			b.c.SetLoomguardArgs(args...)
+			if err := b.c.StartLoomguard(ctx); err != nil {
+				return err
+			}
+			b.loomguardArgs = args
+		}
+		if err := b.c.RegisterWebhooks(ctx); err != nil {
+			return err
+		}
+	}
+	if err := b.waitInForce(ctx, setup); err != nil {
+		return err
+	}
+	return b.warmUp(ctx)
+}
+
+// waitInForce dry-runs the denied Pod until the answer is the setup's: allowed with no
+// loomguard review (none), denied by the policy with no loomguard review (vap), denied by
+// loomguard (loomguard*). The API server loads admission configuration asynchronously.
+func (b *bench) waitInForce(ctx context.Context, setup string) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var last string
+	for {
+		before, err := b.loomguardReviews(ctx)
+		if err != nil {
+			return err
+		}
+		_, createErr := b.client.CoreV1().Pods(namespace).Create(ctx, b.denied, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		after, err := b.loomguardReviews(ctx)
+		if err != nil {
+			return err
+		}
+		reviewed := after > before
+		msg := fmt.Sprint(createErr)
+		switch {
+		case setup == "none" && createErr == nil && !reviewed,
+			setup == "vap" && strings.Contains(msg, vapName) && !reviewed,
+			strings.HasPrefix(setup, "loomguard") && strings.Contains(msg, `admission webhook "validate.loomguard.io" denied`) && reviewed:
+			return nil
+		}
+		last = fmt.Sprintf("dry run: %s; loomguard reviewed it: %t", msg, reviewed)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("setup %s not in force within a minute (%s)", setup, last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// loomguardReviews is loomguard's count of admission requests, both webhooks.
+func (b *bench) loomguardReviews(ctx context.Context) (float64, error) {
+	samples, err := b.c.LoomguardMetric(ctx, "loomguard_admission_requests_total")
+	if err != nil {
+		return 0, err
+	}
+	var n float64
+	for _, v := range samples {
+		n += v
+	}
+	return n, nil
+}
+
+// warmUp dry-runs creates of the compliant Pod (admission runs, etcd is not written), so
+// that connections and caches are in place before measuring.
+func (b *bench) warmUp(ctx context.Context) error {
+	if b.o.warmup == 0 {
+		return nil
+	}
+	_, failed, err := b.createPods(ctx, b.compliant, "warmup", b.o.warmup, true, nil)
+	if err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("warm-up: %d of %d dry-run creates failed", failed, b.o.warmup)
+	}
+	return nil
+}
+
+// createPods creates n copies of tmpl named <prefix>-<i>, b.o.c at a time, and returns each
+// successful create's latency and the number of failures; the first failure is logged.
+// check, if set, is called with every created Pod.
+func (b *bench) createPods(ctx context.Context, tmpl *corev1.Pod, prefix string, n int, dryRun bool, check func(*corev1.Pod)) ([]time.Duration, int, error) {
+	opts := metav1.CreateOptions{}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	var next, failed atomic.Int64
+	var firstErr sync.Once
+	lat := make([][]time.Duration, b.o.c)
+	var wg sync.WaitGroup
+	for w := range b.o.c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) || ctx.Err() != nil {
+					return
+				}
+				pod := tmpl.DeepCopy()
+				pod.Name = fmt.Sprintf("%s-%d", prefix, i)
+				start := time.Now()
+				created, err := b.client.CoreV1().Pods(namespace).Create(ctx, pod, opts)
+				d := time.Since(start)
+				if err != nil {
+					failed.Add(1)
+					firstErr.Do(func() { b.logf("create %s failed: %v", pod.Name, err) })
+					continue
+				}
+				lat[w] = append(lat[w], d)
+				if check != nil {
+					check(created)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
+	return slices.Concat(lat...), int(failed.Load()), nil
+}
+
+// deletePods deletes every Pod of the namespace and waits until they are gone. Pods that
+// no node runs are deleted at once.
+func (b *bench) deletePods(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	zero := int64(0)
+	pods := b.c.Clientset().CoreV1().Pods(namespace)
+	if err := pods.DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{}); err != nil {
+		return fmt.Errorf("deleting the Pods: %w", err)
+	}
+	return b.waitNoPods(ctx)
+}
+
+func (b *bench) waitNoPods(ctx context.Context) error {
+	pods := b.c.Clientset().CoreV1().Pods(namespace)
+	for {
+		list, err := pods.List(ctx, metav1.ListOptions{Limit: 1})
+		if err != nil {
+			return fmt.Errorf("listing the Pods: %w", err)
+		}
+		if len(list.Items) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("the Pods of the last run are not gone after 3 minutes")
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,173 @@
+// Command e2e is `make bench-e2e`: what admission costs the API server, measured on the
+// real local control plane of test/cluster (etcd, kube-apiserver, kube-controller-manager
+// and `loomguard serve` from bin/, all on 127.0.0.1).
+//
+// It compares admission setups in interleaved rounds, so that drift on the shared machine
+// hits every setup alike:
+//
+//   - none: no admission webhook and no policy;
+//   - vap: an in-tree ValidatingAdmissionPolicy whose CEL rules mirror loomguard's core pod
+//     checks (vap.go), bound to the namespaces the webhooks govern;
+//   - loomguard: loomguard's webhooks registered from manifests/base/webhook-configurations.yaml,
+//     exactly as users apply them (only clientConfig points at the local process), with
+//     loomguard's default flags;
+//   - loomguard-http1 and loomguard-http2: the same, loomguard restarted with
+//     --enable-http2=false or --enable-http2=true (not in the default set).
+//
+// and three workloads, each in every setup of every round:
+//
+//   - pods: -pods compliant Loom Pods created by a client-go load generator, -c at a time;
+//     latency is the client's;
+//   - rollout: a Deployment of -replicas compliant Pods, created by the deployment and
+//     replicaset controllers (kube-controller-manager runs with -kcm-qps, so that its own
+//     client rate limit does not hide admission); throughput runs from the Deployment's
+//     create to the last Pod's, latency is the API server's for each Pod create by the
+//     replicaset controller (from its audit log);
+//   - fix: -pods Pods that loomguard's mutating webhook must fix (no security context);
+//     only for the setups that can admit them (none and loomguard: the vap denies them).
+//
+// For every run it prints throughput, p50 and p99, failed creates, loomguard reviews per Pod
+// and the CPU time per created Pod of each process (kube-apiserver, loomguard, etcd,
+// kube-controller-manager), from /proc/<pid>/stat utime+stime deltas. Last it prints, per
+// workload and setup, the medians over the rounds and the median of the per-round ratios
+// to no admission.
+//
+//	make build tools && go run ./test/bench/e2e -rounds 3
+//
+// It only ever talks to loopback addresses, creates at most rounds × setups × (2 × -pods
+// + -replicas) Pods, deletes them after each run, and stops after -duration-cap.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/loomguard/loomguard/test/cluster"
+)
+
+type options struct {
+	rounds      int
+	pods        int
+	c           int
+	replicas    int
+	warmup      int
+	setups      string
+	workloads   string
+	kcmQPS      int
+	durationCap time.Duration
+	keep        bool
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds (each runs every workload in every setup)")
+	flag.IntVar(&o.pods, "pods", 1000, "Pods the client creates per run of the pods and fix workloads")
+	flag.IntVar(&o.c, "c", 50, "concurrent creates of the client")
+	flag.IntVar(&o.replicas, "replicas", 500, "replicas of the rollout workload's Deployment (the replicaset controller creates at most 500 per sync)")
+	flag.IntVar(&o.warmup, "warmup", 100, "dry-run creates after each change of setup, not measured")
+	flag.StringVar(&o.setups, "setups", "none,vap,loomguard", "comma-separated setups: none, vap, loomguard, loomguard-http1, loomguard-http2")
+	flag.StringVar(&o.workloads, "workloads", "pods,rollout,fix", "comma-separated workloads: pods, rollout, fix")
+	flag.IntVar(&o.kcmQPS, "kcm-qps", 1000, "kube-controller-manager's --kube-api-qps and --kube-api-burst")
+	flag.DurationVar(&o.durationCap, "duration-cap", 40*time.Minute, "stop after this long, whatever is left")
+	flag.BoolVar(&o.keep, "keep", false, "keep the control plane's directory (logs, audit log)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, o)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench-e2e:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	if o.rounds < 1 || o.rounds > 20 || o.pods < 1 || o.pods > 10_000 || o.c < 1 || o.c > 500 ||
+		o.replicas < 1 || o.replicas > 2_000 || o.warmup < 0 || o.warmup > 10_000 {
+		return fmt.Errorf("out of bounds: -rounds 1..20, -pods 1..10000, -c 1..500, -replicas 1..2000, -warmup 0..10000")
+	}
+	setups, err := parseList(o.setups, setupNames())
+	if err != nil {
+		return fmt.Errorf("-setups: %w", err)
+	}
+	if setups[0] != "none" {
+		return fmt.Errorf("-setups must start with none: the ratios are to it")
+	}
+	workloads, err := parseList(o.workloads, []string{"pods", "rollout", "fix"})
+	if err != nil {
+		return fmt.Errorf("-workloads: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.durationCap)
+	defer cancel()
+
+	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench-e2e: "+format+"\n", args...) }
+	qps := fmt.Sprint(o.kcmQPS)
+	c, err := cluster.Start(ctx, cluster.Config{
+		Logf:                  logf,
+		KeepDir:               o.keep,
+		ControllerManagerArgs: []string{"--kube-api-qps=" + qps, "--kube-api-burst=" + qps},
+	})
+	if err != nil {
+		return fmt.Errorf("starting the control plane: %w", err)
+	}
+	defer func() {
+		if err := c.Stop(); err != nil {
+			logf("stopping the control plane: %v", err)
+		}
+	}()
+
+	b, err := newBench(ctx, c, o, logf)
+	if err != nil {
+		return err
+	}
+	var results []result
+	printHeader()
+	for round := 1; round <= o.rounds; round++ {
+		// Rotate the order of the setups from round to round.
+		order := slices.Clone(setups)
+		k := (round - 1) % len(order)
+		order = append(order[k:], order[:k]...)
+		for _, s := range order {
+			if err := b.apply(ctx, s); err != nil {
+				return fmt.Errorf("round %d: setting up %s: %w", round, s, err)
+			}
+			for _, w := range workloads {
+				if w == "fix" && s == "vap" {
+					continue // the policy denies what loomguard would fix
+				}
+				r, err := b.runWorkload(ctx, w, s, round)
+				if err != nil {
+					return fmt.Errorf("round %d, %s, %s: %w", round, w, s, err)
+				}
+				r.print()
+				results = append(results, r)
+			}
+		}
+	}
+	printSummary(o, setups, workloads, results)
+	return nil
+}
+
+func parseList(s string, known []string) ([]string, error) {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		v = strings.TrimSpace(v)
+		if !slices.Contains(known, v) {
+			return nil, fmt.Errorf("unknown %q (want one of %s)", v, strings.Join(known, ", "))
+		}
+		if slices.Contains(out, v) {
+			return nil, fmt.Errorf("%q twice", v)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// since formats a duration in milliseconds with two decimals.
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }

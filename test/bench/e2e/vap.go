@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// vapName names the ValidatingAdmissionPolicy and its binding.
+const vapName = "loom-pod-checks"
+
+// validatingAdmissionPolicy mirrors loomguard's core pod checks of the default Loom profile
+// (docs/policies.md) in CEL, for Pods and the pod templates of workloads: required labels,
+// resource requests and limits, non-root user, no privilege escalation, all capabilities
+// dropped, read-only root filesystem, an allowed seccomp profile, host isolation and pinned
+// image tags. It is the in-tree yardstick of the benchmark, not a replacement for
+// loomguard: it neither fixes nor checks the limit/request ratio, /tmp volumes, secret
+// environment variables or probes.
+const validatingAdmissionPolicy = `
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  name: ` + vapName + `
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+      - apiGroups: [""]
+        apiVersions: ["v1"]
+        resources: [pods]
+        operations: [CREATE, UPDATE]
+      - apiGroups: [apps]
+        apiVersions: ["v1"]
+        resources: [deployments, statefulsets, daemonsets, replicasets]
+        operations: [CREATE, UPDATE]
+      - apiGroups: [batch]
+        apiVersions: ["v1"]
+        resources: [jobs, cronjobs]
+        operations: [CREATE, UPDATE]
+  variables:
+    - name: template
+      expression: >-
+        object.kind == 'Pod' ? object :
+        object.kind == 'CronJob' ? object.spec.jobTemplate.spec.template :
+        object.spec.template
+    - name: spec
+      expression: variables.template.spec
+    - name: containers
+      expression: >-
+        variables.spec.containers +
+        (has(variables.spec.initContainers) ? variables.spec.initContainers : [])
+    - name: podRunAsNonRoot
+      expression: >-
+        has(variables.spec.securityContext) && has(variables.spec.securityContext.runAsNonRoot) &&
+        variables.spec.securityContext.runAsNonRoot
+    - name: podRunAsUser
+      expression: >-
+        has(variables.spec.securityContext) && has(variables.spec.securityContext.runAsUser) ?
+        variables.spec.securityContext.runAsUser : 0
+    - name: podSeccomp
+      expression: >-
+        has(variables.spec.securityContext) && has(variables.spec.securityContext.seccompProfile) ?
+        variables.spec.securityContext.seccompProfile.type : ''
+  validations:
+    - message: the workload and its pod template carry the labels app, version and environment (development, staging or production)
+      expression: >-
+        [object.metadata, variables.template.metadata].all(m, has(m.labels) &&
+        ['app', 'version', 'environment'].all(k, k in m.labels) &&
+        m.labels['environment'] in ['development', 'staging', 'production'])
+    - message: containers set cpu and memory requests and limits
+      expression: >-
+        variables.containers.all(c, has(c.resources) && has(c.resources.requests) && has(c.resources.limits) &&
+        ['cpu', 'memory'].all(r, r in c.resources.requests && r in c.resources.limits))
+    - message: containers run with runAsNonRoot and a non-zero runAsUser
+      expression: >-
+        variables.containers.all(c,
+        (has(c.securityContext) && has(c.securityContext.runAsNonRoot) ? c.securityContext.runAsNonRoot : variables.podRunAsNonRoot) &&
+        (has(c.securityContext) && has(c.securityContext.runAsUser) ? c.securityContext.runAsUser : variables.podRunAsUser) != 0)
+    - message: containers set allowPrivilegeEscalation false and are not privileged
+      expression: >-
+        variables.containers.all(c, has(c.securityContext) &&
+        has(c.securityContext.allowPrivilegeEscalation) && !c.securityContext.allowPrivilegeEscalation &&
+        !(has(c.securityContext.privileged) && c.securityContext.privileged))
+    - message: containers drop ALL capabilities and add back only NET_BIND_SERVICE
+      expression: >-
+        variables.containers.all(c, has(c.securityContext) && has(c.securityContext.capabilities) &&
+        has(c.securityContext.capabilities.drop) && 'ALL' in c.securityContext.capabilities.drop &&
+        (!has(c.securityContext.capabilities.add) || c.securityContext.capabilities.add.all(a, a == 'NET_BIND_SERVICE')))
+    - message: containers set readOnlyRootFilesystem true
+      expression: >-
+        variables.containers.all(c, has(c.securityContext) &&
+        has(c.securityContext.readOnlyRootFilesystem) && c.securityContext.readOnlyRootFilesystem)
+    - message: containers run under the RuntimeDefault or a Localhost seccomp profile
+      expression: >-
+        variables.containers.all(c,
+        (has(c.securityContext) && has(c.securityContext.seccompProfile) ? c.securityContext.seccompProfile.type : variables.podSeccomp)
+        in ['RuntimeDefault', 'Localhost'])
+    - message: pods use neither the host's network, PID or IPC namespace nor hostPath volumes or host ports
+      expression: >-
+        !(has(variables.spec.hostNetwork) && variables.spec.hostNetwork) &&
+        !(has(variables.spec.hostPID) && variables.spec.hostPID) &&
+        !(has(variables.spec.hostIPC) && variables.spec.hostIPC) &&
+        (!has(variables.spec.volumes) || variables.spec.volumes.all(v, !has(v.hostPath))) &&
+        variables.containers.all(c, !has(c.ports) || c.ports.all(p, !has(p.hostPort) || p.hostPort == 0))
+    - message: images are pinned by a tag other than latest or by a digest
+      expression: >-
+        variables.containers.all(c, c.image.contains('@') ||
+        (c.image.lastIndexOf(':') > c.image.lastIndexOf('/') && !c.image.endsWith(':latest')))
+`
+
+// validatingAdmissionPolicyBinding denies in the namespaces loomguard's webhooks govern.
+const validatingAdmissionPolicyBinding = `
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: ` + vapName + `
+spec:
+  policyName: ` + vapName + `
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchExpressions:
+        - key: kubernetes.io/metadata.name
+          operator: NotIn
+          values: [kube-system, kube-public, kube-node-lease, loomguard-system]
+`
+
+func decodeVAP() (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding, error) {
+	var p admissionregistrationv1.ValidatingAdmissionPolicy
+	if err := yaml.UnmarshalStrict([]byte(validatingAdmissionPolicy), &p); err != nil {
+		return nil, nil, fmt.Errorf("decoding the ValidatingAdmissionPolicy: %w", err)
+	}
+	var b admissionregistrationv1.ValidatingAdmissionPolicyBinding
+	if err := yaml.UnmarshalStrict([]byte(validatingAdmissionPolicyBinding), &b); err != nil {
+		return nil, nil, fmt.Errorf("decoding the ValidatingAdmissionPolicyBinding: %w", err)
+	}
+	return &p, &b, nil
+}
