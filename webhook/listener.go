@@ -28,6 +28,11 @@ const (
 	idleTimeout = 90 * time.Second
 	// maxHeaderBytes bounds a request's headers; the API server's are a few hundred bytes.
 	maxHeaderBytes = 64 << 10
+	// maxConcurrentStreams bounds the HTTP/2 streams of one connection (Go's own default,
+	// set here so that it is stated): more are refused by the protocol, and net/http starts
+	// no more handlers than this for a connection however fast a client opens and resets
+	// streams (its "rapid reset" protection since Go 1.21.3, CVE-2023-39325).
+	maxConcurrentStreams = 250
 )
 
 // webhookServer serves the admission webhooks over TLS. It is controller-runtime's
@@ -93,7 +98,9 @@ func (s *webhookServer) Start(ctx context.Context) error {
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-		BaseContext:       func(net.Listener) context.Context { return base },
+		// HTTP/2 when the TLS config offers h2 (ServerOptions.EnableHTTP2).
+		HTTP2:       &http.HTTP2Config{MaxConcurrentStreams: maxConcurrentStreams},
+		BaseContext: func(net.Listener) context.Context { return base },
 		// Handshake errors (a port scanner, a client that does not trust the CA) are the
 		// client's problem; net/http would print each to stderr.
 		ErrorLog: log.New(io.Discard, "", 0),

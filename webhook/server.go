@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -57,9 +58,19 @@ type ServerOptions struct {
 	// addresses; "0" disables a server.
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
+	// PprofBindAddress is the address of Go's net/http/pprof endpoints (/debug/pprof/);
+	// empty or "0", the default, serves none. Profiles reveal the process's memory and
+	// code: bind it to loopback and use it while diagnosing only.
+	PprofBindAddress string
 	// TLSMinVersion is the lowest TLS version served (tls.VersionTLS12 when zero).
 	TLSMinVersion uint16
-	// EnableHTTP2 serves HTTP/2 as well as HTTP/1.1.
+	// EnableHTTP2 serves HTTP/2 as well as HTTP/1.1 (ALPN h2, then http/1.1); false serves
+	// HTTP/1.1 only. `loomguard serve` enables it by default: the API server then multiplexes
+	// its concurrent reviews over one connection instead of opening a TLS connection for
+	// each review beyond its few idle HTTP/1.1 ones. HTTP/2 is Go's net/http server, with
+	// the protections it has had since Go 1.21.3 (CVE-2023-39325, "rapid reset"): at most
+	// 250 concurrent streams per connection, handlers started for at most that many at once,
+	// and a connection that keeps opening and resetting streams beyond that is closed.
 	EnableHTTP2 bool
 	// RESTConfig reaches the cluster. When nil, loomguard runs without a manager: admission
 	// needs no cluster access.
@@ -194,6 +205,7 @@ func NewServer(o ServerOptions) (*Server, error) {
 			Logger:                  log,
 			Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress},
 			HealthProbeBindAddress:  o.HealthProbeBindAddress,
+			PprofBindAddress:        o.PprofBindAddress,
 			WebhookServer:           s.webhooks,
 			GracefulShutdownTimeout: &o.ShutdownTimeout,
 			LeaderElection:          o.LeaderElection,
@@ -305,6 +317,7 @@ type group struct {
 	log             logr.Logger
 	shutdownTimeout time.Duration
 	probeAddr       string
+	pprofAddr       string
 
 	mu        sync.Mutex
 	started   bool
@@ -318,6 +331,7 @@ func newGroup(o ServerOptions, log logr.Logger) (*group, error) {
 		log:             log,
 		shutdownTimeout: o.ShutdownTimeout,
 		probeAddr:       o.HealthProbeBindAddress,
+		pprofAddr:       o.PprofBindAddress,
 		healthz:         map[string]healthz.Checker{},
 		readyz:          map[string]healthz.Checker{},
 	}
@@ -383,6 +397,25 @@ func (g *group) Start(ctx context.Context) error {
 		}
 		runnables = append(runnables, &manager.Server{
 			Name:     "health probe",
+			Server:   &http.Server{Handler: mux, ReadHeaderTimeout: 32 * time.Second, IdleTimeout: 90 * time.Second},
+			Listener: ln,
+		})
+	}
+
+	if g.pprofAddr != "" && g.pprofAddr != "0" {
+		ln, err := net.Listen("tcp", g.pprofAddr)
+		if err != nil {
+			return fmt.Errorf("listening for pprof on %s: %w", g.pprofAddr, err)
+		}
+		// The endpoints of controller-runtime's manager, for the same flag with a cluster.
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		runnables = append(runnables, &manager.Server{
+			Name:     "pprof",
 			Server:   &http.Server{Handler: mux, ReadHeaderTimeout: 32 * time.Second, IdleTimeout: 90 * time.Second},
 			Listener: ln,
 		})

@@ -288,15 +288,18 @@ func TestServerTLSVersions(t *testing.T) {
 	tests := []struct {
 		min     uint16
 		http2   bool
+		h1only  bool // the client offers http/1.1 alone (ALPN)
 		offer   uint16
 		ok      bool
 		proto   string
 		comment string
 	}{
-		{0, false, tls.VersionTLS11, false, "", "TLS 1.1 is refused by default"},
-		{0, false, tls.VersionTLS12, true, "HTTP/1.1", "TLS 1.2 is served by default"},
-		{tls.VersionTLS13, false, tls.VersionTLS12, false, "", "TLS 1.2 is refused with a 1.3 minimum"},
-		{tls.VersionTLS13, true, tls.VersionTLS13, true, "HTTP/2.0", "HTTP/2 when enabled"},
+		{0, false, false, tls.VersionTLS11, false, "", "TLS 1.1 is refused by default"},
+		{0, false, false, tls.VersionTLS12, true, "HTTP/1.1", "TLS 1.2 is served by default"},
+		{tls.VersionTLS13, false, false, tls.VersionTLS12, false, "", "TLS 1.2 is refused with a 1.3 minimum"},
+		{tls.VersionTLS13, true, false, tls.VersionTLS13, true, "HTTP/2.0", "HTTP/2 when enabled"},
+		{0, true, true, tls.VersionTLS12, true, "HTTP/1.1", "HTTP/1.1 clients are still served with HTTP/2 enabled"},
+		{0, false, false, tls.VersionTLS13, true, "HTTP/1.1", "HTTP/1.1 only when HTTP/2 is disabled"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.comment, func(t *testing.T) {
@@ -304,6 +307,11 @@ func TestServerTLSVersions(t *testing.T) {
 			c := client(ca, false, nil)
 			c.Transport.(*http.Transport).TLSClientConfig.MaxVersion = tt.offer
 			c.Transport.(*http.Transport).TLSClientConfig.MinVersion = tls.VersionTLS10
+			if tt.h1only {
+				tr := c.Transport.(*http.Transport)
+				tr.ForceAttemptHTTP2 = false
+				tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+			}
 			_, resp, err := send(c, r.url+ValidatePath, admissionReview(t, fixture(t, "../policies/testdata/base/deployment.yaml"), req{}))
 			if (err == nil) != tt.ok {
 				t.Fatalf("err = %v, want ok %v", err, tt.ok)
@@ -424,4 +432,21 @@ func TestServerStartupErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServerPprof: the profiling endpoints are served when PprofBindAddress is set (serve's
+// --pprof-bind-address defaults to "0", none: TestServeEnvOverrides).
+func TestServerPprof(t *testing.T) {
+	_, certDir := serverCerts(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startServer(t, ServerOptions{CertDir: certDir, PprofBindAddress: addr})
+	resp, err := http.Get("http://" + addr + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatalf("pprof enabled: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("pprof enabled: GET /debug/pprof/cmdline = %s, want 200", resp.Status)
+	}
+
 }

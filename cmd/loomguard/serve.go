@@ -40,6 +40,7 @@ type serveFlags struct {
 	port                   int
 	metricsBindAddress     string
 	healthProbeBindAddress string
+	pprofBindAddress       string
 	logLevel               string
 	logFormat              string
 	tlsMinVersion          string
@@ -62,11 +63,12 @@ func newServeFlagSet(f *serveFlags, stderr io.Writer) *pflag.FlagSet {
 	fs.IntVar(&f.port, "port", webhook.DefaultPort, "port the webhook server listens on (HTTPS)")
 	fs.StringVar(&f.metricsBindAddress, "metrics-bind-address", webhook.DefaultMetricsBindAddress, `address of the Prometheus /metrics endpoint ("0" disables it)`)
 	fs.StringVar(&f.healthProbeBindAddress, "health-probe-bind-address", webhook.DefaultHealthProbeBindAddress, `address of the /healthz and /readyz probes ("0" disables them)`)
+	fs.StringVar(&f.pprofBindAddress, "pprof-bind-address", "0", `address of Go's /debug/pprof/ profiling endpoints, for diagnosis only ("0": off)`)
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&f.tlsMinVersion, "tls-min-version", "1.2", "lowest TLS version served: 1.2 or 1.3")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then KUBECONFIG or ~/.kube/config; admission runs without a cluster)")
-	fs.BoolVar(&f.enableHTTP2, "enable-http2", false, "serve HTTP/2 as well as HTTP/1.1 on the webhook port")
+	fs.BoolVar(&f.enableHTTP2, "enable-http2", true, "serve HTTP/2 as well as HTTP/1.1 on the webhook port, with Go's stream limits (--enable-http2=false: HTTP/1.1 only)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", webhook.DefaultShutdownTimeout, "how long in-flight reviews may take to finish on SIGTERM")
 	fs.IntVar(&f.maxInFlight, "max-in-flight", webhook.DefaultMaxInFlight, "reviews worked on at once; more are refused with 429 and Retry-After, which the API server retries (sized for the Deployment's 512Mi memory limit)")
 	addCertFlags(fs, &f.certs)
@@ -264,6 +266,7 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		Port:                   f.port,
 		MetricsBindAddress:     f.metricsBindAddress,
 		HealthProbeBindAddress: f.healthProbeBindAddress,
+		PprofBindAddress:       f.pprofBindAddress,
 		TLSMinVersion:          tlsMin,
 		EnableHTTP2:            f.enableHTTP2,
 		RESTConfig:             restConfig,

@@ -43,14 +43,14 @@ func TestServeEnvOverrides(t *testing.T) {
 		{name: "defaults", want: func(f serveFlags) bool {
 			return f.config == "" && f.port == 9443 && f.metricsBindAddress == ":8080" && f.healthProbeBindAddress == ":8081" &&
 				f.logLevel == "info" && f.logFormat == "json" && f.tlsMinVersion == "1.2" && f.certDir == webhook.DefaultCertDir() &&
-				!f.enableHTTP2 && f.shutdownTimeout == 10*time.Second
+				f.enableHTTP2 && f.shutdownTimeout == 10*time.Second && f.pprofBindAddress == "0"
 		}},
 		{name: "env sets unset flags",
 			env: map[string]string{"LOOMGUARD_CONFIG": "/etc/loomguard/config.yaml", "LOOMGUARD_PORT": "10250",
-				"LOOMGUARD_METRICS_BIND_ADDRESS": ":9090", "LOOMGUARD_CERT_DIR": "/certs", "LOOMGUARD_ENABLE_HTTP2": "true"},
+				"LOOMGUARD_METRICS_BIND_ADDRESS": ":9090", "LOOMGUARD_CERT_DIR": "/certs", "LOOMGUARD_ENABLE_HTTP2": "false"},
 			want: func(f serveFlags) bool {
 				return f.config == "/etc/loomguard/config.yaml" && f.port == 10250 && f.metricsBindAddress == ":9090" &&
-					f.certDir == "/certs" && f.enableHTTP2
+					f.certDir == "/certs" && !f.enableHTTP2
 			}},
 		{name: "the command line wins", args: []string{"--config", "flag.yaml", "--port=8443"},
 			env:  map[string]string{"LOOMGUARD_CONFIG": "env.yaml", "LOOMGUARD_PORT": "10250", "LOOMGUARD_LOG_LEVEL": "debug"},
