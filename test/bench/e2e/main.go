@@ -10,7 +10,8 @@
 //     checks (vap.go), bound to the namespaces the webhooks govern;
 //   - loomguard: loomguard's webhooks registered from manifests/base/webhook-configurations.yaml,
 //     exactly as users apply them (only clientConfig points at the local process), with
-//     loomguard's default flags;
+//     loomguard's default flags (the harness's 2-second audit interval is set back to the
+//     default for the whole benchmark);
 //   - loomguard-http1 and loomguard-http2: the same, loomguard restarted with
 //     --enable-http2=false or --enable-http2=true (not in the default set).
 //
@@ -35,7 +36,7 @@
 //	make build tools && go run ./test/bench/e2e -rounds 3
 //
 // It only ever talks to loopback addresses, creates at most rounds × setups × (2 × -pods
-// + -replicas) Pods, deletes them after each run, and stops after -duration-cap.
+// + -replicas + -warmup) Pods, deletes them after each run, and stops after -duration-cap.
 package main
 
 import (
@@ -71,7 +72,7 @@ func main() {
 	flag.IntVar(&o.pods, "pods", 1000, "Pods the client creates per run of the pods and fix workloads")
 	flag.IntVar(&o.c, "c", 50, "concurrent creates of the client")
 	flag.IntVar(&o.replicas, "replicas", 500, "replicas of the rollout workload's Deployment (the replicaset controller creates at most 500 per sync)")
-	flag.IntVar(&o.warmup, "warmup", 100, "dry-run creates after each change of setup, not measured")
+	flag.IntVar(&o.warmup, "warmup", 100, "Pods created (and deleted) after each change of setup, not measured")
 	flag.StringVar(&o.setups, "setups", "none,vap,loomguard", "comma-separated setups: none, vap, loomguard, loomguard-http1, loomguard-http2")
 	flag.StringVar(&o.workloads, "workloads", "pods,rollout,fix", "comma-separated workloads: pods, rollout, fix")
 	flag.IntVar(&o.kcmQPS, "kcm-qps", 1000, "kube-controller-manager's --kube-api-qps and --kube-api-burst")
