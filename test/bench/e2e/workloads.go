@@ -299,25 +299,35 @@ func (b *bench) cpuTimes() map[string]time.Duration {
 // cpuTime is a process's user plus system CPU time from /proc/<pid>/stat (proc(5): fields
 // 14 and 15, counted after the parenthesised command name).
 func cpuTime(pid int) (time.Duration, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	path := fmt.Sprintf("/proc/%d/stat", pid)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
-	s := string(data)
+	t, err := parseStatCPU(string(data))
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
+// parseStatCPU returns utime+stime of a /proc/<pid>/stat line. The command name, field 2,
+// is in parentheses and may itself hold spaces and parentheses.
+func parseStatCPU(s string) (time.Duration, error) {
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+		return 0, errors.New("no command name")
 	}
 	fields := strings.Fields(s[i+1:])
 	// fields[0] is field 3 (state): utime is field 14, stime field 15.
 	if len(fields) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+		return 0, errors.New("too few fields")
 	}
 	var ticks int64
 	for _, f := range fields[11:13] {
 		n, err := strconv.ParseInt(f, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+			return 0, err
 		}
 		ticks += n
 	}
