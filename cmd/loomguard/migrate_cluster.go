@@ -136,7 +136,10 @@ func (g *gatekeeperCluster) verdicts(ctx context.Context, cfg *policies.Config) 
 	resolve := func(k gatekeeper.ObjectKey) (gatekeeper.ObjectKey, bool) {
 		for range 4 { // Pod -> ReplicaSet -> Deployment; Pod -> Job -> CronJob
 			gvk, ok := ownedKinds[k.Kind]
-			if !ok || lookups >= maxOwnerLookups {
+			if !ok {
+				return k, true // a kind no workload controller creates: top level
+			}
+			if lookups >= maxOwnerLookups {
 				return k, false
 			}
 			lookups++
