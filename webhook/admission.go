@@ -216,10 +216,18 @@ func (r *review) expired(ctx context.Context) *admission.Response {
 		fmt.Sprintf("loomguard stopped reviewing %s: %v", r.object(), context.Cause(ctx)))
 }
 
+// ephemeralContainers reports whether the request is an UPDATE of pods/ephemeralcontainers,
+// the subresource through which `kubectl debug` adds an ephemeral container to a running
+// Pod: its object is the whole Pod. It is the one subresource that can change what runs and
+// as whom (docs/subresources.md), so it is evaluated.
+func (r *review) ephemeralContainers() bool {
+	return r.req.SubResource == "ephemeralcontainers" && r.req.Resource.Group == "" && r.req.Resource.Resource == "pods"
+}
+
 // skipReason says why a request is admitted without evaluation, or "" when it is evaluated.
 func (r *review) skipReason() string {
 	switch {
-	case r.req.SubResource != "":
+	case r.req.SubResource != "" && !r.ephemeralContainers():
 		return "loomguard does not check the " + r.req.SubResource + " subresource"
 	case r.req.Operation == admissionv1.Delete:
 		return "loomguard never blocks a delete"
@@ -348,6 +356,9 @@ func (h *Handlers) Validate(ctx context.Context, req admission.Request) (resp ad
 	if late := r.expired(ctx); late != nil {
 		return *late
 	}
+	if r.ephemeralContainers() {
+		h.onlyNew(r, engine, &report)
+	}
 	// Only a verdict that would deny or warn needs to know whether it may; most updates
 	// (a compliant object, a controller scaling) never decode the old object.
 	var recordOnly string
@@ -360,6 +371,32 @@ func (h *Handlers) Validate(ctx context.Context, req admission.Request) (resp ad
 		}
 	}
 	return h.verdict(r, &report, recordOnly)
+}
+
+// onlyNew keeps, of an ephemeral-containers update's report, the violations that the running
+// Pod (the old object) does not already have: the subresource changes nothing but
+// spec.ephemeralContainers, so what it adds is the ephemeral containers' violations (a
+// pod-level violation now naming a debug container among others included). The Pod's own
+// violations were judged when it was admitted; `loomguard check` and the audit report them
+// on the Pod as a whole. An undecodable old object leaves the report whole.
+func (h *Handlers) onlyNew(r *review, engine *policies.Engine, report *policies.Report) {
+	old, err := h.decode(r, r.req.OldObject.Raw)
+	if err != nil {
+		return
+	}
+	if old.Meta.Namespace == "" {
+		old.Meta.Namespace = r.req.Namespace
+	}
+	before := engine.Evaluate(old)
+	kept := report.Violations[:0]
+	for _, v := range report.Violations {
+		if !slices.ContainsFunc(before.Violations, func(o policies.Violation) bool {
+			return o.Policy == v.Policy && o.Field == v.Field && o.Detail == v.Detail
+		}) {
+			kept = append(kept, v)
+		}
+	}
+	report.Violations = kept
 }
 
 // verdict turns a report into the validating response.
@@ -511,6 +548,11 @@ func (h *Handlers) Mutate(ctx context.Context, req admission.Request) (resp admi
 
 	r.decision = decisionSkipped
 	switch {
+	case r.ephemeralContainers():
+		// Through this subresource the API server keeps only spec.ephemeralContainers of
+		// the object, so a pod-level fix would be dropped; and a debug container's settings
+		// are chosen on purpose. The validating webhook decides (docs/subresources.md).
+		return allowed("loomguard does not fix ephemeral containers; the validating webhook judges them")
 	case w.Mirror():
 		return allowed("loomguard does not mutate mirror pods")
 	case w.Kind.Group == "apps" && w.Kind.Kind == "ReplicaSet" && w.Controlled():

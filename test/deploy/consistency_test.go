@@ -37,6 +37,43 @@ func decodeBundle(t *testing.T, data []byte) *bundle {
 
 func (b *bundle) container() *corev1.Container { return &b.deployment.Spec.Template.Spec.Containers[0] }
 
+// checkRules: both webhooks see every workload resource on CREATE and UPDATE, and
+// pods/ephemeralcontainers on UPDATE (kubectl debug), and no other subresource.
+func checkRules(t *testing.T, b *bundle) {
+	t.Helper()
+	var all [][]admissionregistrationv1.RuleWithOperations
+	for _, w := range b.mutating.Webhooks {
+		all = append(all, w.Rules)
+	}
+	for _, w := range b.validating.Webhooks {
+		all = append(all, w.Rules)
+	}
+	for i, rules := range all {
+		ops := map[string][]admissionregistrationv1.OperationType{}
+		for _, r := range rules {
+			for _, res := range r.Resources {
+				ops[res] = append(ops[res], r.Operations...)
+			}
+		}
+		want := map[string][]admissionregistrationv1.OperationType{
+			"pods/ephemeralcontainers": {admissionregistrationv1.Update},
+		}
+		for _, res := range []string{"pods", "deployments", "statefulsets", "daemonsets", "replicasets", "jobs", "cronjobs"} {
+			want[res] = []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
+		}
+		for res, w := range want {
+			if !slices.Equal(ops[res], w) {
+				t.Errorf("webhook %d: %s operations %v, want %v", i, res, ops[res], w)
+			}
+		}
+		for res := range ops {
+			if _, ok := want[res]; !ok {
+				t.Errorf("webhook %d registers %s, which loomguard does not evaluate", i, res)
+			}
+		}
+	}
+}
+
 // clientConfigs are the clientConfigs of every webhook of both configurations.
 func (b *bundle) clientConfigs() []admissionregistrationv1.WebhookClientConfig {
 	var out []admissionregistrationv1.WebhookClientConfig
@@ -221,6 +258,7 @@ func TestSelfManagedWiring(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			b := decodeBundle(t, tt.render(t))
 			checkServiceWiring(t, b)
+			checkRules(t, b)
 			c := b.container()
 			if !slices.Contains(c.Args, "--cert-mode=self-managed") {
 				t.Errorf("args %v lack --cert-mode=self-managed", c.Args)

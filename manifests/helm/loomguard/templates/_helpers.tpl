@@ -31,6 +31,13 @@ rules:
     resources: [pods]
     operations: [CREATE, UPDATE]
     scope: Namespaced
+  # kubectl debug adds an ephemeral container to a running Pod through this
+  # subresource (docs/subresources.md).
+  - apiGroups: [""]
+    apiVersions: ["v1"]
+    resources: [pods/ephemeralcontainers]
+    operations: [UPDATE]
+    scope: Namespaced
   - apiGroups: [apps]
     apiVersions: ["v1"]
     resources: [deployments, statefulsets, daemonsets, replicasets]
