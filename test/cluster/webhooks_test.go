@@ -72,11 +72,16 @@ func TestWebhookConfigurationsManifest(t *testing.T) {
 			!slices.Equal(ns.MatchExpressions[0].Values, wantNS.Values) {
 			t.Errorf("%s: namespaceSelector %+v, want exactly %+v", name, ns, wantNS)
 		}
-		wantRules := map[string][]string{"": {"pods"}, "apps": {"deployments", "statefulsets", "daemonsets", "replicasets"}, "batch": {"jobs", "cronjobs"}}
+		wantRules := map[string][]string{"": {"pods", "pods/ephemeralcontainers"}, "apps": {"deployments", "statefulsets", "daemonsets", "replicasets"}, "batch": {"jobs", "cronjobs"}}
 		gotRules := map[string][]string{}
 		for _, r := range w.rules {
-			if !slices.Equal(r.Operations, []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}) {
-				t.Errorf("%s: rule %+v: operations must be exactly CREATE and UPDATE", name, r)
+			// pods/ephemeralcontainers (kubectl debug) is only ever updated.
+			wantOps := []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
+			if slices.Equal(r.Resources, []string{"pods/ephemeralcontainers"}) {
+				wantOps = []admissionregistrationv1.OperationType{admissionregistrationv1.Update}
+			}
+			if !slices.Equal(r.Operations, wantOps) {
+				t.Errorf("%s: rule %+v: operations must be exactly %v", name, r, wantOps)
 			}
 			if r.Scope == nil || *r.Scope != admissionregistrationv1.NamespacedScope {
 				t.Errorf("%s: rule %+v: scope must be Namespaced", name, r)
