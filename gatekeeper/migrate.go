@@ -185,13 +185,16 @@ func Migrate(objs []Object, opts Options) (*Result, error) {
 	if len(errs) > 0 {
 		return nil, joinErrors(errs)
 	}
-	cfg := buildConfig(all, exempt, mutators, opts, &res.Report)
+	cfg, err := buildConfig(all, exempt, mutators, opts, &res.Report)
+	if err != nil {
+		return nil, err
+	}
 	res.Config = cfg
 	return res, nil
 }
 
 // buildConfig lays the mappings over the base config and fills the report.
-func buildConfig(all []*mapped, exempt []Exemption, mutators []mutatorObj, opts Options, rep *Report) *policies.Config {
+func buildConfig(all []*mapped, exempt []Exemption, mutators []mutatorObj, opts Options, rep *Report) (*policies.Config, error) {
 	cfg := policies.DefaultConfig()
 	var ids []string
 	loomAction := map[string]policies.Action{}
@@ -344,7 +347,9 @@ func buildConfig(all []*mapped, exempt []Exemption, mutators []mutatorObj, opts 
 		rep.Mutators = append(rep.Mutators, m)
 	}
 
-	setSettings(&cfg.Policies, settings)
+	if err := setSettings(&cfg.Policies, settings); err != nil {
+		return nil, err
+	}
 
 	for _, x := range all {
 		x.e.Status = statusOf(x.e)
@@ -364,7 +369,7 @@ func buildConfig(all []*mapped, exempt []Exemption, mutators []mutatorObj, opts 
 			rep.Consider = append(rep.Consider, Consider{Policy: p.ID, Description: p.Description})
 		}
 	}
-	return cfg
+	return cfg, nil
 }
 
 func anyOverrideOn(overrides []policies.NamespaceOverride, id string) bool {
@@ -389,6 +394,10 @@ func entryFor(x *mapped) *Entry {
 	}
 	e.Action = c.Action
 	e.Lost = append(e.Lost, c.lost...)
+	if imgs, _ := stringList(c.Parameters["exemptImages"], paramsPath.Child("exemptImages")); len(imgs) > 0 {
+		e.Lost = append(e.Lost, fmt.Sprintf("exemptImages %s: loomguard waives by workload and container name, not by image; "+
+			"add exceptions for the workloads that run these images", strings.Join(imgs, ", ")))
+	}
 	mt := &c.Match
 	if mt.LabelSelector {
 		e.Lost = append(e.Lost, "match.labelSelector: loomguard cannot select objects by label; the policy applies to every object in scope")
@@ -586,8 +595,11 @@ func actionAt(xs []*mapped, base policies.Action, ns string, rep *Report) polici
 
 // setSettings sets each policy's action and fix switch, by ID, through the config's JSON
 // form: every policy's block holds the common settings inline.
-func setSettings(pc *policies.PolicyConfigs, settings map[string]policies.Settings) {
-	m, _ := toMap(pc)
+func setSettings(pc *policies.PolicyConfigs, settings map[string]policies.Settings) error {
+	m, err := toMap(pc)
+	if err != nil {
+		return err
+	}
 	for id, s := range settings {
 		block, _ := m[id].(map[string]any)
 		if block == nil {
@@ -601,8 +613,14 @@ func setSettings(pc *policies.PolicyConfigs, settings map[string]policies.Settin
 			delete(block, "fix")
 		}
 	}
-	b, _ := json.Marshal(m)
-	_ = json.Unmarshal(b, pc) // the same type's own JSON form, with two known fields changed
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("setting the policies' actions: %w", err)
+	}
+	if err := json.Unmarshal(b, pc); err != nil {
+		return fmt.Errorf("setting the policies' actions: %w", err)
+	}
+	return nil
 }
 
 // policySettingsValue returns one policy's whole config section, through its JSON form.

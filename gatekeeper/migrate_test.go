@@ -154,6 +154,15 @@ func TestKinds(t *testing.T) {
 		},
 		lost: []string{"registry port but no tag"},
 	}, {
+		name:   "exempt images",
+		doc:    constraint("K8sDisallowedTags", `{tags: [latest], exemptImages: ["ghcr.io/acme/debug:*"]}`),
+		status: Partial, policy: "image-tag",
+		lost: []string{"exemptImages ghcr.io/acme/debug:*: loomguard waives by workload"},
+	}, {
+		name:   "required labels with a message",
+		doc:    strings.Replace(constraint("K8sRequiredLabels", `{message: "label it", labels: [{key: owner}]}`), "kinds: [Pod]", "kinds: [Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob]", 1),
+		status: Mapped, policy: "required-labels",
+	}, {
 		name:   "image digests",
 		doc:    constraint("K8sImageDigests", ""),
 		status: Mapped, policy: "image-tag",

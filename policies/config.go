@@ -18,7 +18,8 @@ import (
 
 // Config is loomguard's one configuration file: a ConfigMap in the cluster, --config for
 // the CLI. A file is laid over DefaultConfig: what it leaves out keeps the Loom default;
-// a list it sets replaces the default list.
+// a list or map it sets replaces the default one (allowedValues with only "owner" drops the
+// default "environment" restriction).
 type Config struct {
 	// DefaultAction caps the action of every policy that the config does not give an
 	// action of its own: enforce (the default) keeps each policy's built-in action, warn

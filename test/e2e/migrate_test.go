@@ -73,10 +73,14 @@ func TestMigrateGatekeeperFromCluster(t *testing.T) {
 	// switch, as they would in a cluster that Gatekeeper governs.
 	s.setConfig("namespaces:\n  - names: [" + s.ns + "]\n    action: audit\n")
 
+	// Without Gatekeeper's CRDs there is nothing to read, and the error says so.
+	if _, code, stderr := runMigrateCLI(t, s.c); code != 2 || !strings.Contains(stderr, "constraint CRDs are not installed") {
+		t.Errorf("without the CRDs: exit %d, stderr:\n%s", code, stderr)
+	}
 	crds := s.c.RepoPath("test", "e2e", "testdata", "gatekeeper", "crds.yaml")
 	mustSucceed(t, s.c.Kubectl("apply", "-f", crds))
 	t.Cleanup(func() {
-		if r := s.c.Kubectl("delete", "-f", crds, "--wait=false"); !r.OK() {
+		if r := s.c.Kubectl("delete", "-f", crds, "--timeout=60s"); !r.OK() {
 			t.Errorf("deleting the CRDs: %s", r)
 		}
 	})
