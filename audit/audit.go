@@ -9,11 +9,10 @@ import (
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -102,8 +101,14 @@ type ViolationKey struct {
 }
 
 // Kinds lists the audited workload kinds in the order they are listed and reported:
-// policies.WorkloadKinds.
-func Kinds() []schema.GroupVersionKind { return policies.WorkloadKinds() }
+// those of policies.WorkloadKinds.
+func Kinds() []schema.GroupVersionKind {
+	var out []schema.GroupVersionKind
+	for _, k := range policies.WorkloadKinds() {
+		out = append(out, k.GroupVersionKind)
+	}
+	return out
+}
 
 // Run lists every workload kind and the PodDisruptionBudgets and NetworkPolicies, page by
 // page, evaluates each top-level workload with the engine and returns the result. It
@@ -152,7 +157,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}); err != nil {
 		return nil, err
 	}
-	for _, k := range kinds {
+	for _, k := range policies.WorkloadKinds() {
 		if err := r.listKind(ctx, k); err != nil {
 			return nil, err
 		}
@@ -183,59 +188,18 @@ type runner struct {
 }
 
 // listKind lists and evaluates one workload kind.
-func (r *runner) listKind(ctx context.Context, gvk schema.GroupVersionKind) error {
-	switch gvk {
-	case corev1.SchemeGroupVersion.WithKind("Pod"):
-		return listPages(ctx, r, gvk.Kind, func() *corev1.PodList { return &corev1.PodList{} }, func(l *corev1.PodList) int {
-			for i := range l.Items {
-				r.visit(gvk, &l.Items[i])
-			}
-			return len(l.Items)
+func (r *runner) listKind(ctx context.Context, k policies.WorkloadKind) error {
+	return listPages(ctx, r, k.Kind, k.NewList, func(l policies.ObjectList) int {
+		n := 0
+		// Every item of a typed list is a pointer to a client.Object; EachListItem fails
+		// only on a list without Items.
+		_ = meta.EachListItem(l, func(obj runtime.Object) error {
+			r.visit(k.GroupVersionKind, obj.(client.Object))
+			n++
+			return nil
 		})
-	case appsv1.SchemeGroupVersion.WithKind("Deployment"):
-		return listPages(ctx, r, gvk.Kind, func() *appsv1.DeploymentList { return &appsv1.DeploymentList{} }, func(l *appsv1.DeploymentList) int {
-			for i := range l.Items {
-				r.visit(gvk, &l.Items[i])
-			}
-			return len(l.Items)
-		})
-	case appsv1.SchemeGroupVersion.WithKind("StatefulSet"):
-		return listPages(ctx, r, gvk.Kind, func() *appsv1.StatefulSetList { return &appsv1.StatefulSetList{} }, func(l *appsv1.StatefulSetList) int {
-			for i := range l.Items {
-				r.visit(gvk, &l.Items[i])
-			}
-			return len(l.Items)
-		})
-	case appsv1.SchemeGroupVersion.WithKind("DaemonSet"):
-		return listPages(ctx, r, gvk.Kind, func() *appsv1.DaemonSetList { return &appsv1.DaemonSetList{} }, func(l *appsv1.DaemonSetList) int {
-			for i := range l.Items {
-				r.visit(gvk, &l.Items[i])
-			}
-			return len(l.Items)
-		})
-	case appsv1.SchemeGroupVersion.WithKind("ReplicaSet"):
-		return listPages(ctx, r, gvk.Kind, func() *appsv1.ReplicaSetList { return &appsv1.ReplicaSetList{} }, func(l *appsv1.ReplicaSetList) int {
-			for i := range l.Items {
-				r.visit(gvk, &l.Items[i])
-			}
-			return len(l.Items)
-		})
-	case batchv1.SchemeGroupVersion.WithKind("Job"):
-		return listPages(ctx, r, gvk.Kind, func() *batchv1.JobList { return &batchv1.JobList{} }, func(l *batchv1.JobList) int {
-			for i := range l.Items {
-				r.visit(gvk, &l.Items[i])
-			}
-			return len(l.Items)
-		})
-	case batchv1.SchemeGroupVersion.WithKind("CronJob"):
-		return listPages(ctx, r, gvk.Kind, func() *batchv1.CronJobList { return &batchv1.CronJobList{} }, func(l *batchv1.CronJobList) int {
-			for i := range l.Items {
-				r.visit(gvk, &l.Items[i])
-			}
-			return len(l.Items)
-		})
-	}
-	return fmt.Errorf("audit: no lister for %s", gvk)
+		return n
+	})
 }
 
 // listPages lists one kind page by page, handing each page to each, which returns how
@@ -336,15 +300,12 @@ func ownedByAuditedKind(obj metav1.Object) bool {
 	return policies.IsWorkloadGroupKind(schema.GroupKind{Group: gv.Group, Kind: ref.Kind})
 }
 
-// Scheme returns a scheme with the kinds the audit reads, for the clients that read them.
+// Scheme returns a scheme with the kinds the audit reads (policies.AddToScheme), for the
+// clients that read them.
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{
-		corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, policyv1.AddToScheme, networkingv1.AddToScheme,
-	} {
-		// AddToScheme only fails on conflicting registrations, which these groups do not have.
-		_ = add(s)
-	}
+	// AddToScheme only fails on conflicting registrations, which these groups do not have.
+	_ = policies.AddToScheme(s)
 	return s
 }
 

@@ -5,11 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -23,17 +18,12 @@ type Decoder struct {
 	lax    runtime.Decoder
 }
 
-// NewDecoder returns a decoder for the workload kinds' API groups (core/v1, apps/v1,
-// batch/v1) and those of the objects a Related view is built from (policy/v1,
-// networking.k8s.io/v1).
+// NewDecoder returns a decoder for the API groups of AddToScheme: the workload kinds' and
+// those of the objects a Related view is built from.
 func NewDecoder() *Decoder {
 	s := runtime.NewScheme()
 	// AddToScheme only fails on conflicting registrations, which these groups do not have.
-	_ = corev1.AddToScheme(s)
-	_ = appsv1.AddToScheme(s)
-	_ = batchv1.AddToScheme(s)
-	_ = policyv1.AddToScheme(s)
-	_ = networkingv1.AddToScheme(s)
+	_ = AddToScheme(s)
 	return &Decoder{
 		scheme: s,
 		strict: serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer(),
@@ -66,15 +56,6 @@ func PeekKind(data []byte) (schema.GroupVersionKind, error) {
 	return gv.WithKind(tm.Kind), nil
 }
 
-// IsWorkloadGroupKind reports whether objects of this group and kind are workloads.
-func IsWorkloadGroupKind(gk schema.GroupKind) bool {
-	switch gk {
-	case kindPod, kindDeployment, kindStatefulSet, kindDaemonSet, kindReplicaSet, kindJob, kindCronJob:
-		return true
-	}
-	return false
-}
-
 // Decode decodes a workload document (or a PodDisruptionBudget or NetworkPolicy, for a
 // Related view) of the given kind into its typed object. With strict
 // set, unknown and duplicate fields are errors naming each field, as kubectl's strict field
@@ -101,10 +82,8 @@ func (d *Decoder) Decode(data []byte, gvk schema.GroupVersionKind, strict bool) 
 }
 
 func servedVersion(gk schema.GroupKind) string {
-	for _, gvk := range WorkloadKinds() {
-		if gvk.GroupKind() == gk {
-			return gvk.GroupVersion().String()
-		}
+	if k := lookupWorkloadKind(gk); k != nil {
+		return k.GroupVersion().String()
 	}
 	return ""
 }

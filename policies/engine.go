@@ -308,18 +308,12 @@ func workloadNames(w *Workload) []string {
 			continue
 		}
 		names = append(names, ref.Name)
-		switch ref.Kind {
-		case "ReplicaSet":
-			// <deployment>-<pod-template-hash>
-			if h := w.Meta.Labels["pod-template-hash"]; h != "" {
-				if d, ok := strings.CutSuffix(ref.Name, "-"+h); ok {
-					names = append(names, d)
+		// The owner's kind, by name alone: an owner reference may omit its apiVersion.
+		for i := range workloadKinds {
+			if k := &workloadKinds[i]; k.Kind == ref.Kind && k.generator != nil {
+				if n, ok := k.generator(ref.Name, w.Meta.Labels); ok {
+					names = append(names, n)
 				}
-			}
-		case "Job":
-			// <cronjob>-<scheduled minute>
-			if i := strings.LastIndexByte(ref.Name, '-'); i > 0 && allDigits(ref.Name[i+1:]) {
-				names = append(names, ref.Name[:i])
 			}
 		}
 	}

@@ -2,7 +2,6 @@ package policies
 
 import (
 	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -66,66 +65,43 @@ type Workload struct {
 	// always the case in admission. NewWorkload leaves it nil: the audit and the CLI set it.
 	Related *Related
 
+	kind       *WorkloadKind
 	containers []ContainerRef
 	// skip names containers that an exception takes out of the policy being run.
 	skip map[string]bool
 }
 
+// The kinds some policies single out: a Pod is the one workload that is its own pod
+// template, can be a static pod's mirror and has its own restartPolicy; high-availability
+// and pod-disruption-budget apply to Deployments and StatefulSets.
 var (
-	kindPod         = schema.GroupKind{Kind: "Pod"}
-	kindDeployment  = schema.GroupKind{Group: "apps", Kind: "Deployment"}
-	kindStatefulSet = schema.GroupKind{Group: "apps", Kind: "StatefulSet"}
-	kindDaemonSet   = schema.GroupKind{Group: "apps", Kind: "DaemonSet"}
-	kindReplicaSet  = schema.GroupKind{Group: "apps", Kind: "ReplicaSet"}
-	kindJob         = schema.GroupKind{Group: "batch", Kind: "Job"}
-	kindCronJob     = schema.GroupKind{Group: "batch", Kind: "CronJob"}
+	kindPod         = corev1.SchemeGroupVersion.WithKind("Pod").GroupKind()
+	kindDeployment  = appsv1.SchemeGroupVersion.WithKind("Deployment").GroupKind()
+	kindStatefulSet = appsv1.SchemeGroupVersion.WithKind("StatefulSet").GroupKind()
 )
 
-// WorkloadKinds lists the kinds the engine evaluates, in a stable order.
-func WorkloadKinds() []schema.GroupVersionKind {
-	return []schema.GroupVersionKind{
-		corev1.SchemeGroupVersion.WithKind("Pod"),
-		appsv1.SchemeGroupVersion.WithKind("Deployment"),
-		appsv1.SchemeGroupVersion.WithKind("StatefulSet"),
-		appsv1.SchemeGroupVersion.WithKind("DaemonSet"),
-		appsv1.SchemeGroupVersion.WithKind("ReplicaSet"),
-		batchv1.SchemeGroupVersion.WithKind("Job"),
-		batchv1.SchemeGroupVersion.WithKind("CronJob"),
-	}
-}
-
-// NewWorkload returns the workload view of obj, or false when obj is not a workload kind.
+// NewWorkload returns the workload view of obj, or false when obj is not of a workload kind
+// (see WorkloadKinds).
 func NewWorkload(obj runtime.Object) (*Workload, bool) {
-	spec := field.NewPath("spec")
-	template := spec.Child("template")
-	w := &Workload{Object: obj}
-	switch o := obj.(type) {
-	case *corev1.Pod:
-		w.Kind, w.Meta, w.Template, w.TemplatePath = kindPod, &o.ObjectMeta, &o.ObjectMeta, field.NewPath("metadata")
-		w.Spec, w.SpecPath = &o.Spec, spec
-	case *appsv1.Deployment:
-		w.Kind, w.Meta, w.Replicas = kindDeployment, &o.ObjectMeta, replicasOf(o.Spec.Replicas)
-		w.setTemplate(&o.Spec.Template, template)
-	case *appsv1.StatefulSet:
-		w.Kind, w.Meta, w.Replicas = kindStatefulSet, &o.ObjectMeta, replicasOf(o.Spec.Replicas)
-		w.setTemplate(&o.Spec.Template, template)
-	case *appsv1.DaemonSet:
-		w.Kind, w.Meta = kindDaemonSet, &o.ObjectMeta
-		w.setTemplate(&o.Spec.Template, template)
-	case *appsv1.ReplicaSet:
-		w.Kind, w.Meta, w.Replicas = kindReplicaSet, &o.ObjectMeta, replicasOf(o.Spec.Replicas)
-		w.setTemplate(&o.Spec.Template, template)
-	case *batchv1.Job:
-		w.Kind, w.Meta = kindJob, &o.ObjectMeta
-		w.setTemplate(&o.Spec.Template, template)
-	case *batchv1.CronJob:
-		w.Kind, w.Meta = kindCronJob, &o.ObjectMeta
-		w.setTemplate(&o.Spec.JobTemplate.Spec.Template, spec.Child("jobTemplate", "spec", "template"))
-	default:
-		return nil, false
+	for i := range workloadKinds {
+		k := &workloadKinds[i]
+		parts, ok := k.parts(obj)
+		if !ok {
+			continue
+		}
+		w := &Workload{Object: obj, Kind: k.GroupKind(), kind: k, Meta: parts.meta, Spec: parts.spec}
+		if k.TemplatePath == nil {
+			w.Template, w.TemplatePath, w.SpecPath = parts.meta, field.NewPath("metadata"), field.NewPath("spec")
+		} else {
+			w.Template, w.TemplatePath, w.SpecPath = parts.template, k.TemplatePath.Child("metadata"), k.TemplatePath.Child("spec")
+		}
+		if parts.replicas != nil {
+			w.Replicas = replicasOf(*parts.replicas)
+		}
+		w.containers = containerRefs(w.Spec, w.SpecPath)
+		return w, true
 	}
-	w.containers = containerRefs(w.Spec, w.SpecPath)
-	return w, true
+	return nil, false
 }
 
 // replicasOf returns a non-nil count: unset means one replica.
@@ -135,11 +111,6 @@ func replicasOf(r *int32) *int32 {
 	}
 	one := int32(1)
 	return &one
-}
-
-func (w *Workload) setTemplate(t *corev1.PodTemplateSpec, path *field.Path) {
-	w.Template, w.TemplatePath = &t.ObjectMeta, path.Child("metadata")
-	w.Spec, w.SpecPath = &t.Spec, path.Child("spec")
 }
 
 func containerRefs(spec *corev1.PodSpec, specPath *field.Path) []ContainerRef {
@@ -204,13 +175,16 @@ func (w *Workload) Mirror() bool {
 // RunsToCompletion reports whether the pod exits when its work is done (a Job, a CronJob,
 // or a Pod whose restartPolicy is not Always), so that health probes do not apply.
 func (w *Workload) RunsToCompletion() bool {
-	switch w.Kind {
-	case kindJob, kindCronJob:
-		return true
-	case kindPod:
+	if w.Kind == kindPod {
 		return w.Spec.RestartPolicy != "" && w.Spec.RestartPolicy != corev1.RestartPolicyAlways
 	}
-	return false
+	return w.kind != nil && w.kind.RunsToCompletion
+}
+
+// TemplatePinned reports whether the object's pod template must not change: a controller
+// generated it and recognises it by that template (a Deployment's ReplicaSet).
+func (w *Workload) TemplatePinned() bool {
+	return w.kind != nil && w.kind.TemplatePinned && w.Controlled()
 }
 
 // podSecurityContext returns the pod's security context, creating it when create is true.

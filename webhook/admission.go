@@ -555,7 +555,7 @@ func (h *Handlers) Mutate(ctx context.Context, req admission.Request) (resp admi
 		return allowed("loomguard does not fix ephemeral containers; the validating webhook judges them")
 	case w.Mirror():
 		return allowed("loomguard does not mutate mirror pods")
-	case w.Kind.Group == "apps" && w.Kind.Kind == "ReplicaSet" && w.Controlled():
+	case w.TemplatePinned():
 		// The Deployment controller finds its ReplicaSet by comparing pod templates: a
 		// patched template would make it create ReplicaSet after ReplicaSet. The
 		// Deployment itself was fixed on admission, and the pods are fixed on theirs.

@@ -4,36 +4,12 @@ import (
 	"errors"
 	"fmt"
 
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	kjson "sigs.k8s.io/json"
 
 	"github.com/loomguard/loomguard/policies"
 )
-
-// newWorkloadObject returns an empty object of a served workload kind, or nil.
-func newWorkloadObject(gvk schema.GroupVersionKind) runtime.Object {
-	switch gvk {
-	case corev1.SchemeGroupVersion.WithKind("Pod"):
-		return &corev1.Pod{}
-	case appsv1.SchemeGroupVersion.WithKind("Deployment"):
-		return &appsv1.Deployment{}
-	case appsv1.SchemeGroupVersion.WithKind("StatefulSet"):
-		return &appsv1.StatefulSet{}
-	case appsv1.SchemeGroupVersion.WithKind("DaemonSet"):
-		return &appsv1.DaemonSet{}
-	case appsv1.SchemeGroupVersion.WithKind("ReplicaSet"):
-		return &appsv1.ReplicaSet{}
-	case batchv1.SchemeGroupVersion.WithKind("Job"):
-		return &batchv1.Job{}
-	case batchv1.SchemeGroupVersion.WithKind("CronJob"):
-		return &batchv1.CronJob{}
-	}
-	return nil
-}
 
 // decodeObject decodes an admission request's object of the given kind. The API server
 // sends JSON of exactly that kind, so the object is decoded straight into its type with
@@ -44,10 +20,11 @@ func decodeObject(dec *policies.Decoder, raw []byte, gvk schema.GroupVersionKind
 	if len(raw) == 0 {
 		return nil, errors.New("the request carries no object")
 	}
-	obj := newWorkloadObject(gvk)
-	if obj == nil {
+	k, ok := policies.LookupWorkloadKind(gvk.GroupKind())
+	if !ok || k.GroupVersionKind != gvk {
 		return dec.Decode(raw, gvk, false)
 	}
+	obj := k.New()
 	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, obj); err != nil {
 		return nil, err
 	}
