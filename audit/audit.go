@@ -270,7 +270,7 @@ func (r *runner) visit(gvk schema.GroupVersionKind, obj client.Object) {
 	if w.Related == nil {
 		w.Related = r.empty
 	}
-	report := r.o.Engine.Evaluate(w)
+	report := r.o.Engine.Evaluate(w, ns)
 	r.res.Workloads = append(r.res.Workloads, Workload{
 		Ref: corev1.ObjectReference{
 			APIVersion:      gvk.GroupVersion().String(),

@@ -13,7 +13,7 @@ func BenchmarkEvaluate(b *testing.B) {
 	w := loadWorkload(b, "testdata/base/deployment.yaml")
 	b.ReportAllocs()
 	for b.Loop() {
-		r := e.Evaluate(w)
+		r := e.Evaluate(w, w.Meta.Namespace)
 		if len(r.Violations) > 0 {
 			b.Fatal(messages(r))
 		}
@@ -26,7 +26,7 @@ func BenchmarkMutate(b *testing.B) {
 	w := loadWorkload(b, "testdata/base/deployment.yaml")
 	b.ReportAllocs()
 	for b.Loop() {
-		if fixed := e.Mutate(w); len(fixed) > 0 {
+		if fixed := e.Mutate(w, w.Meta.Namespace); len(fixed) > 0 {
 			b.Fatal(fixed)
 		}
 	}
@@ -48,7 +48,7 @@ func BenchmarkMutateFixAll(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		cp, _ := NewWorkload(w.Object.DeepCopyObject())
-		if fixed := e.Mutate(cp); len(fixed) == 0 {
+		if fixed := e.Mutate(cp, cp.Meta.Namespace); len(fixed) == 0 {
 			b.Fatal("nothing fixed")
 		}
 	}

@@ -12,6 +12,6 @@
 //	engine, err := NewEngine(cfg, time.Now)
 //	w, ok := NewWorkload(obj)          // Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob
 //	w.Related = view                   // optional: the namespace's PDBs and NetworkPolicies (audit, CLI)
-//	report := engine.Evaluate(w)       // never mutates
-//	fixed := engine.Mutate(w)          // applies the safe defaults, in registry order
+//	report := engine.Evaluate(w, ns)   // ns decides exemption, overrides, exceptions; never mutates
+//	fixed := engine.Mutate(w, ns)      // applies the safe defaults, in registry order
 package policies

@@ -191,36 +191,39 @@ func (r *Report) Count(a Action) int {
 	return n
 }
 
-// Evaluate checks a workload against every policy that is not off. It never modifies it.
-func (e *Engine) Evaluate(w *Workload) Report {
-	r := Report{Kind: w.Kind, Namespace: w.Meta.Namespace, Name: w.Meta.Name}
-	if e.exempt[w.Meta.Namespace] {
+// Evaluate checks a workload against every policy that is not off in namespace, and
+// returns the report. namespace decides exemption, namespace overrides and exceptions: the
+// admission request's namespace in the webhook, the object's (or a default) elsewhere; the
+// object's own metadata.namespace is not read. Evaluate never modifies the workload.
+func (e *Engine) Evaluate(w *Workload, namespace string) Report {
+	r := Report{Kind: w.Kind, Namespace: namespace, Name: w.Meta.Name}
+	if e.exempt[namespace] {
 		r.Exempt = true
 		return r
 	}
 	for i := range e.policies {
 		p := &e.policies[i]
-		a := e.Action(p.ID, w.Meta.Namespace)
+		a := e.Action(p.ID, namespace)
 		if a == ActionOff {
 			continue
 		}
-		if !e.prepare(w, p.ID, &r) {
+		view := e.waive(w, namespace, p.ID, &r)
+		if view == nil {
 			continue
 		}
-		errs := p.Check(w)
-		w.skip = nil
-		for _, err := range errs {
+		for _, err := range p.Check(view) {
 			r.Violations = append(r.Violations, Violation{Policy: p.ID, Action: a, Error: err})
 		}
 	}
 	return r
 }
 
-// Mutate applies the fixes of the policies that are enforced or warned in the workload's
-// namespace, in catalog order, and returns the IDs of those that changed something. Policies
-// in audit mode only watch: they change nothing.
-func (e *Engine) Mutate(w *Workload) []string {
-	if e.exempt[w.Meta.Namespace] {
+// Mutate applies the fixes of the policies that are enforced or warned in namespace (see
+// Evaluate), in catalog order, and returns the IDs of those that changed something.
+// Policies in audit mode only watch: they change nothing. Mutate is the only method that
+// changes the object.
+func (e *Engine) Mutate(w *Workload, namespace string) []string {
+	if e.exempt[namespace] {
 		return nil
 	}
 	var fixed []string
@@ -229,29 +232,28 @@ func (e *Engine) Mutate(w *Workload) []string {
 		if !e.fixes[p.ID] {
 			continue
 		}
-		if a := e.Action(p.ID, w.Meta.Namespace); a != ActionEnforce && a != ActionWarn {
+		if a := e.Action(p.ID, namespace); a != ActionEnforce && a != ActionWarn {
 			continue
 		}
-		if !e.prepare(w, p.ID, nil) {
-			continue
-		}
-		changed := p.Fix(w)
-		w.skip = nil
-		if changed {
+		if view := e.waive(w, namespace, p.ID, nil); view != nil && p.Fix(view) {
 			fixed = append(fixed, p.ID)
 		}
 	}
 	return fixed
 }
 
-// prepare applies the unexpired exceptions for one policy: it returns false when one waives
-// the whole workload, and otherwise sets the containers to leave out. Waivers are recorded
-// in r when it is not nil.
-func (e *Engine) prepare(w *Workload, policyID string, r *Report) bool {
+// waive applies the unexpired exceptions for one policy and returns the view of w the
+// policy runs on: nil when an exception waives the whole workload, w itself when none
+// applies, and otherwise a new view without the waived containers (w is left as it is).
+// Waivers are recorded in r when it is not nil.
+func (e *Engine) waive(w *Workload, namespace, policyID string, r *Report) *Workload {
 	if len(e.exceptions) == 0 {
-		return true
+		return w
 	}
-	var now time.Time
+	var (
+		now    time.Time
+		waived map[string]bool
+	)
 	for i := range e.exceptions {
 		ex := &e.exceptions[i]
 		if !ex.policies[policyID] {
@@ -260,28 +262,30 @@ func (e *Engine) prepare(w *Workload, policyID string, r *Report) bool {
 		if now.IsZero() {
 			now = e.now()
 		}
-		if !now.Before(ex.expires) || !ex.matches(w) {
+		if !now.Before(ex.expires) || !ex.matches(w, namespace) {
 			continue
 		}
 		if r != nil {
 			r.Waivers = append(r.Waivers, Waiver{Policy: policyID, Exception: ex.Name})
 		}
 		if ex.containers == nil {
-			w.skip = nil
-			return false
+			return nil
 		}
-		if w.skip == nil {
-			w.skip = map[string]bool{}
+		if waived == nil {
+			waived = map[string]bool{}
 		}
 		for c := range ex.containers {
-			w.skip[c] = true
+			waived[c] = true
 		}
 	}
-	return true
+	if waived == nil {
+		return w
+	}
+	return w.without(waived)
 }
 
-func (ex *compiledException) matches(w *Workload) bool {
-	if !globMatch(ex.Namespace, w.Meta.Namespace) {
+func (ex *compiledException) matches(w *Workload, namespace string) bool {
+	if !globMatch(ex.Namespace, namespace) {
 		return false
 	}
 	for _, name := range workloadNames(w) {

@@ -113,7 +113,7 @@ func TestEngineActions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := e.Evaluate(enginePod(tt.ns, "bad"))
+			r := e.Evaluate(enginePod(tt.ns, "bad"), tt.ns)
 			if got := engineVerdicts(r); !slices.Equal(got, tt.want) {
 				t.Errorf("got %q\nwant %q", got, tt.want)
 			}
@@ -133,13 +133,13 @@ func TestEngineMutateOnlyEnforcedAndWarned(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := enginePod("loom", "bad")
-	if got := e.Mutate(w); !slices.Equal(got, []string{"image-tag"}) {
+	if got := e.Mutate(w, w.Meta.Namespace); !slices.Equal(got, []string{"image-tag"}) {
 		t.Errorf("Mutate = %v, want [image-tag] (health-probes fix disabled, high-availability audits)", got)
 	}
 	if w.Spec.Containers[0].Name != "ok" {
 		t.Errorf("container not fixed: %q", w.Spec.Containers[0].Name)
 	}
-	if got := e.Mutate(enginePod("kube-system", "bad")); got != nil {
+	if got := e.Mutate(enginePod("kube-system", "bad"), "kube-system"); got != nil {
 		t.Errorf("Mutate in an exempt namespace = %v", got)
 	}
 }
@@ -220,7 +220,7 @@ func TestEngineExceptions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := e.Evaluate(tt.w)
+			r := e.Evaluate(tt.w, tt.w.Meta.Namespace)
 			if got := engineVerdicts(r); !slices.Equal(got, tt.want) {
 				t.Errorf("got %q\nwant %q", got, tt.want)
 			}

@@ -74,6 +74,9 @@ func loadWorkload(t testing.TB, path string) *Workload {
 	return w
 }
 
+// evaluate evaluates w in its own namespace, as the audit does.
+func evaluate(e *Engine, w *Workload) Report { return e.Evaluate(w, w.Meta.Namespace) }
+
 // splitFixture splits a fixture at its "---" lines, dropping documents without content.
 func splitFixture(data []byte) [][]byte {
 	var docs [][]byte
@@ -133,7 +136,7 @@ func TestFixtures(t *testing.T) {
 	}
 
 	for _, f := range yamlFiles(t, "testdata/base") {
-		if r := e.Evaluate(loadWorkload(t, f)); len(r.Violations) > 0 {
+		if r := evaluate(e, loadWorkload(t, f)); len(r.Violations) > 0 {
 			t.Errorf("base %s has violations:%s", f, messages(r))
 		}
 	}
@@ -168,14 +171,14 @@ func testPolicyFixtures(t *testing.T, e *Engine, p Policy) {
 		t.Fatalf("%s needs pass/ and fail/ fixtures (has %d and %d)", dir, len(passes), len(fails))
 	}
 	for _, f := range passes {
-		if r := e.Evaluate(loadWorkload(t, f)); len(r.Violations) > 0 {
+		if r := evaluate(e, loadWorkload(t, f)); len(r.Violations) > 0 {
 			t.Errorf("%s has violations:%s", f, messages(r))
 		}
 	}
 	fixedWant := map[string]bool{}
 	for _, f := range fails {
 		w := loadWorkload(t, f)
-		r := e.Evaluate(w)
+		r := evaluate(e, w)
 		if got := policiesOf(r); !slices.Equal(got, []string{p.ID}) {
 			t.Errorf("%s: want violations of %s only, got%s", f, p.ID, messages(r))
 		}
@@ -185,7 +188,7 @@ func testPolicyFixtures(t *testing.T, e *Engine, p Policy) {
 			}
 			unknown := *w
 			unknown.Related = nil
-			if r := e.Evaluate(&unknown); len(r.Violations) > 0 {
+			if r := evaluate(e, &unknown); len(r.Violations) > 0 {
 				t.Errorf("%s: without a related view (as in admission) it must pass, got%s", f, messages(r))
 			}
 		}
@@ -195,12 +198,12 @@ func testPolicyFixtures(t *testing.T, e *Engine, p Policy) {
 		name := filepath.Base(f)
 		fixedWant[name] = true
 		before := w.Object.DeepCopyObject()
-		fixed := e.Mutate(w)
+		fixed := e.Mutate(w, w.Meta.Namespace)
 		unfixable := strings.HasPrefix(name, "unfixable-")
 		if slices.ContainsFunc(fixed, func(id string) bool { return id != p.ID }) {
 			t.Errorf("%s: fixes %v touched policies other than %s", f, fixed, p.ID)
 		}
-		if r := e.Evaluate(w); unfixable != (len(r.Violations) > 0) {
+		if r := evaluate(e, w); unfixable != (len(r.Violations) > 0) {
 			if unfixable {
 				t.Errorf("%s is named unfixable-* but passes after Mutate", f)
 			} else {
@@ -212,7 +215,7 @@ func testPolicyFixtures(t *testing.T, e *Engine, p Policy) {
 		}
 		checkGolden(t, filepath.Join(dir, "fixed", name), w.Object)
 		again := w.Object.DeepCopyObject()
-		if second := e.Mutate(w); len(second) > 0 || !equality.Semantic.DeepEqual(again, w.Object) {
+		if second := e.Mutate(w, w.Meta.Namespace); len(second) > 0 || !equality.Semantic.DeepEqual(again, w.Object) {
 			t.Errorf("%s: Mutate is not idempotent: the second run fixed %v", f, second)
 		}
 	}

@@ -60,14 +60,14 @@ func FuzzEngine(f *testing.F) {
 			return
 		}
 		before := w.Object.DeepCopyObject()
-		engine.Evaluate(w)
+		engine.Evaluate(w, w.Meta.Namespace)
 		if !equality.Semantic.DeepEqual(before, w.Object) {
 			t.Fatalf("Evaluate changed the object")
 		}
 
-		fixed := engine.Mutate(w)
+		fixed := engine.Mutate(w, w.Meta.Namespace)
 		once := w.Object.DeepCopyObject()
-		if again := engine.Mutate(w); len(again) > 0 {
+		if again := engine.Mutate(w, w.Meta.Namespace); len(again) > 0 {
 			t.Fatalf("Mutate is not idempotent: the second run fixed %v (the first fixed %v)", again, fixed)
 		}
 		if !equality.Semantic.DeepEqual(once, w.Object) {

@@ -104,10 +104,10 @@ func TestRegistryActionPerPolicy(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, f := range fails {
-				if !slices.Contains(policiesOf(on.Evaluate(loadWorkload(t, f))), r.ID) {
+				if !slices.Contains(policiesOf(evaluate(on, loadWorkload(t, f))), r.ID) {
 					t.Errorf("%s: not reported with the default config", f)
 				}
-				if got := policiesOf(off.Evaluate(loadWorkload(t, f))); slices.Contains(got, r.ID) {
+				if got := policiesOf(evaluate(off, loadWorkload(t, f))); slices.Contains(got, r.ID) {
 					t.Errorf("%s: still reported with %s: {action: off}", f, r.ID)
 				}
 			}

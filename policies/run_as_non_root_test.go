@@ -314,7 +314,7 @@ func TestRunAsNonRootExceptions(t *testing.T) {
 	spec := secCtxSpec()
 	spec.SecurityContext.RunAsUser = nil
 	spec.Containers = append(spec.Containers, secCtxContainer("debug"))
-	r := e.Evaluate(secCtxWorkload(t, "Deployment", spec))
+	r := evaluate(e, secCtxWorkload(t, "Deployment", spec))
 	var got field.ErrorList
 	for _, v := range r.Violations {
 		if v.Policy == "run-as-non-root" {

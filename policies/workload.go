@@ -65,10 +65,10 @@ type Workload struct {
 	// always the case in admission. NewWorkload leaves it nil: the audit and the CLI set it.
 	Related *Related
 
-	kind       *WorkloadKind
+	kind *WorkloadKind
+	// containers are the containers of this view: all of the pod spec's, or those an
+	// exception does not waive (see Containers).
 	containers []ContainerRef
-	// skip names containers that an exception takes out of the policy being run.
-	skip map[string]bool
 }
 
 // The kinds some policies single out: a Pod is the one workload that is its own pod
@@ -141,19 +141,22 @@ func containerRefs(spec *corev1.PodSpec, specPath *field.Path) []ContainerRef {
 	return refs
 }
 
-// Containers returns the workload's init, regular and ephemeral containers in that order,
-// leaving out those an exception exempts from the policy being run.
-func (w *Workload) Containers() []ContainerRef {
-	if len(w.skip) == 0 {
-		return w.containers
-	}
-	out := make([]ContainerRef, 0, len(w.containers))
+// Containers returns the workload's init, regular and ephemeral containers in that order.
+// In the view the engine hands a policy, the containers an exception waives for that
+// policy are left out.
+func (w *Workload) Containers() []ContainerRef { return w.containers }
+
+// without returns a view of w without the named containers. The view aliases the same
+// object; w is not changed.
+func (w *Workload) without(names map[string]bool) *Workload {
+	view := *w
+	view.containers = make([]ContainerRef, 0, len(w.containers))
 	for _, c := range w.containers {
-		if !w.skip[c.Name] {
-			out = append(out, c)
+		if !names[c.Name] {
+			view.containers = append(view.containers, c)
 		}
 	}
-	return out
+	return &view
 }
 
 // Controlled reports whether a controller generated this object (it has a controller

@@ -167,10 +167,14 @@ func (r *review) object() string {
 	return kind + " " + r.namespace + "/" + name
 }
 
-// named records the decoded object's namespace and name for messages; where the object
-// has none, the request's stay.
+// named completes the review's namespace and name from the decoded object. The request's
+// namespace is authoritative: it decides exemption, overrides and exceptions, whatever the
+// object says (the API server sends it for every namespaced object, and a controller's pods
+// may arrive without one of their own). The object's is used only where the request has
+// none. The object's name wins for messages: a Pod created with generateName has none in
+// the request.
 func (r *review) named(w *policies.Workload) {
-	if w.Meta.Namespace != "" {
+	if r.namespace == "" {
 		r.namespace = w.Meta.Namespace
 	}
 	switch {
@@ -347,12 +351,7 @@ func (h *Handlers) Validate(ctx context.Context, req admission.Request) (resp ad
 	if early != nil {
 		return *early
 	}
-	if w.Meta.Namespace == "" {
-		// The request's namespace is authoritative: a controller's pods may arrive without one.
-		w.Meta.Namespace = req.Namespace
-	}
-
-	report := engine.Evaluate(w)
+	report := engine.Evaluate(w, r.namespace)
 	if late := r.expired(ctx); late != nil {
 		return *late
 	}
@@ -384,10 +383,7 @@ func (h *Handlers) onlyNew(r *review, engine *policies.Engine, report *policies.
 	if err != nil {
 		return
 	}
-	if old.Meta.Namespace == "" {
-		old.Meta.Namespace = r.req.Namespace
-	}
-	before := engine.Evaluate(old)
+	before := engine.Evaluate(old, r.namespace)
 	kept := report.Violations[:0]
 	for _, v := range report.Violations {
 		if !slices.ContainsFunc(before.Violations, func(o policies.Violation) bool {
@@ -562,7 +558,7 @@ func (h *Handlers) Mutate(ctx context.Context, req admission.Request) (resp admi
 		return allowed("loomguard does not mutate the ReplicaSets a controller generates")
 	}
 
-	m, err := Mutate(engine, w, req.Object.Raw, req.Namespace)
+	m, err := Mutate(engine, w, req.Object.Raw, r.namespace)
 	if late := r.expired(ctx); late != nil {
 		return h.outOfTime(r)
 	}

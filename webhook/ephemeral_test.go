@@ -43,7 +43,7 @@ func TestEphemeralContainers(t *testing.T) {
 			t.Fatal(err)
 		}
 		w, _ := policies.NewWorkload(o)
-		return e.Evaluate(w)
+		return e.Evaluate(w, w.Meta.Namespace)
 	}
 	if r := evaluate(running); len(r.Violations) > 0 {
 		t.Fatalf("the running pod is not compliant: %v", r.Violations)

@@ -213,10 +213,10 @@ func expect(t testing.TB, e *policies.Engine, obj []byte, namespace string) expe
 		t.Fatal(err)
 	}
 	w, _ := policies.NewWorkload(o)
-	if w.Meta.Namespace == "" {
-		w.Meta.Namespace = namespace
+	if namespace == "" { // the request's namespace; the object's when the request has none
+		namespace = w.Meta.Namespace
 	}
-	r := e.Evaluate(w)
+	r := e.Evaluate(w, namespace)
 	var x expected
 	for _, v := range r.Violations {
 		switch v.Action {

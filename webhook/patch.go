@@ -27,21 +27,15 @@ type Mutation struct {
 // Mutate applies the engine's fixes to w, whose object was decoded from raw, and computes
 // the JSON patch from raw to the result. The mutating webhook sends that patch to the API
 // server and `loomguard fix` applies it to the document it read, so both change exactly
-// the same fields. namespace is used for the namespace's actions, exemption and exceptions
-// when the object names none (an admission request's namespace, or the CLI's --namespace);
-// it is never written into the object.
+// the same fields. namespace decides the actions, exemption and exceptions (see
+// policies.Engine.Mutate); it is never written into the object.
 //
 // The patch carries the fixes and nothing else: what the typed round trip alone would change
 // in raw (a status with zero counters, a null creationTimestamp, a quantity respelled from 1
 // to "1", a field newer than loomguard's API types) is left out, so raw keeps its own
 // spelling everywhere a fix did not touch. The operations are in a stable order.
 func Mutate(e *policies.Engine, w *policies.Workload, raw []byte, namespace string) (Mutation, error) {
-	restore := w.Meta.Namespace
-	if restore == "" {
-		w.Meta.Namespace = namespace
-	}
-	fixed := e.Mutate(w)
-	w.Meta.Namespace = restore
+	fixed := e.Mutate(w, namespace)
 	if len(fixed) == 0 {
 		return Mutation{}, nil
 	}

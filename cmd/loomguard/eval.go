@@ -345,16 +345,12 @@ func legacyWorkload(gvk schema.GroupVersionKind) (string, bool) {
 	return "", false
 }
 
-// evaluate runs the engine on a workload in its effective namespace. The object's own
-// namespace is restored afterwards: evaluation never changes the object.
+// evaluate runs the engine on a workload in its effective namespace (see entry.namespace).
 func (r *reader) evaluate(e *entry) {
 	w := e.workload
-	own := w.Meta.Namespace
-	w.Meta.Namespace = e.namespace
 	w.Related = r.related[e.namespace]
 	e.crossObject = w.Related != nil
-	e.report = r.engine.Evaluate(w)
-	w.Meta.Namespace = own
+	e.report = r.engine.Evaluate(w, e.namespace)
 }
 
 // yamlLine matches the YAML parser's line numbers, which count from the document's first line.
