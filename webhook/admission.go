@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/loomguard/loomguard/mutation"
 	"github.com/loomguard/loomguard/policies"
 )
 
@@ -515,8 +516,8 @@ func waivers(ws []policies.Waiver) string {
 	return strings.Join(seen, ", ")
 }
 
-// Mutate answers a mutating admission review: it applies the engine's fixes through Mutate,
-// the function `loomguard fix` uses, and returns them as a JSON patch with a warning saying
+// Mutate answers a mutating admission review: it applies the engine's fixes through
+// mutation.Apply, the function `loomguard fix` uses, and returns them as a JSON patch with a warning saying
 // what changed. A request that needs no fix gets no patch.
 //
 // The mutating webhook fails open (its failurePolicy is Ignore): an internal error admits
@@ -558,7 +559,7 @@ func (h *Handlers) Mutate(ctx context.Context, req admission.Request) (resp admi
 		return allowed("loomguard does not mutate the ReplicaSets a controller generates")
 	}
 
-	m, err := Mutate(engine, w, req.Object.Raw, r.namespace)
+	m, err := mutation.Apply(engine, w, req.Object.Raw, r.namespace)
 	if late := r.expired(ctx); late != nil {
 		return h.outOfTime(r)
 	}
@@ -573,9 +574,9 @@ func (h *Handlers) Mutate(ctx context.Context, req admission.Request) (resp admi
 	}
 	// Only an update that needs fixes decodes the old object: one that leaves the pod spec
 	// and labels as they were (a controller scaling or annotating) is left alone. w holds
-	// the fixed object now, so compare the old one with the request's object afresh.
+	// the fixed object now, so compare the old one with the request's object as decoded.
 	if req.Operation == admissionv1.Update {
-		if orig, err := h.decode(r, req.Object.Raw); err == nil && h.unchanged(r, orig) {
+		if orig, ok := policies.NewWorkload(m.Original); ok && h.unchanged(r, orig) {
 			r.decision = decisionSkipped
 			return allowed("the update leaves the pod spec and labels unchanged")
 		}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/loomguard/loomguard/mutation"
 	"github.com/loomguard/loomguard/policies"
 )
 
@@ -129,7 +130,7 @@ func TestMutate(t *testing.T) {
 
 // TestMutateParity proves that the mutating webhook and `loomguard fix` change every
 // fixture in exactly the same way: the response's patch applied to the request's object
-// (as the API server does) equals the document the fix path yields (webhook.Mutate's patch
+// (as the API server does) equals the document the fix path yields (mutation.Apply's patch
 // applied with evanphx/json-patch), and, where a golden policies/testdata/<id>/fixed/
 // document exists, it is that document plus the fixed annotation.
 func TestMutateParity(t *testing.T) {
@@ -186,7 +187,7 @@ func TestMutateParity(t *testing.T) {
 				t.Fatal(err)
 			}
 			if a := acc.GetAnnotations(); a != nil {
-				delete(a, FixedAnnotation)
+				delete(a, mutation.FixedAnnotation)
 				if len(a) == 0 {
 					acc.SetAnnotations(nil)
 				}
@@ -205,7 +206,7 @@ func TestMutateParity(t *testing.T) {
 	t.Logf("%d fixtures, %d patched, %d compared with their golden fixed/ document", len(files), patched, goldens)
 }
 
-// fixPath is what `loomguard fix` does with one object: webhook.Mutate, then the patch
+// fixPath is what `loomguard fix` does with one object: mutation.Apply, then the patch
 // applied with evanphx/json-patch to the document it read.
 func fixPath(t testing.TB, e *policies.Engine, obj []byte, namespace string) []byte {
 	t.Helper()
@@ -221,7 +222,7 @@ func fixPath(t testing.TB, e *policies.Engine, obj []byte, namespace string) []b
 	if !ok {
 		return obj
 	}
-	m, err := Mutate(e, w, obj, namespace)
+	m, err := mutation.Apply(e, w, obj, namespace)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	"sigs.k8s.io/yaml"
 
-	"github.com/loomguard/loomguard/webhook"
+	"github.com/loomguard/loomguard/mutation"
 )
 
 func fixCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -128,7 +128,7 @@ func (r *reader) fix(pd parsedDoc) ([]byte, []fixedEntry, *inputError) {
 		if e.workload == nil {
 			continue
 		}
-		m, err := webhook.Mutate(r.engine, e.workload, e.raw, e.namespace)
+		m, err := mutation.Apply(r.engine, e.workload, e.raw, e.namespace)
 		if err != nil {
 			return fail(fmt.Errorf("fixing %s: %w", e.object(), err))
 		}

@@ -1,4 +1,9 @@
-package webhook
+// Package mutation applies the engine's fixes to an object and expresses them as a JSON
+// patch (RFC 6902) against the document the object was decoded from: the patch the mutating
+// admission webhook returns (AdmissionResponse.patch, patchType JSONPatch) and the one
+// `loomguard fix` applies to the documents it reads, so that both change exactly the same
+// fields.
+package mutation
 
 import (
 	"encoding/json"
@@ -8,36 +13,42 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/loomguard/loomguard/policies"
 	"gomodules.xyz/jsonpatch/v2"
-	kjson "sigs.k8s.io/json"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/loomguard/loomguard/policies"
 )
 
 // FixedAnnotation lists, on a mutated object, the policies whose fixes loomguard applied.
 const FixedAnnotation = "loomguard.io/fixed"
 
-// Mutation is the outcome of applying the engine's fixes to one object.
-type Mutation struct {
+// Result is the outcome of applying the engine's fixes to one object.
+type Result struct {
 	// Fixed lists the policies whose fixes changed the object, in catalog order.
 	Fixed []string
 	// Patch turns the original JSON into the fixed object. It is empty when Fixed is.
 	Patch []jsonpatch.Operation
+	// Original is the object as it was decoded, before the fixes, when Fixed is not empty
+	// (nil otherwise): callers that must compare the request's object with another, such as
+	// the mutating webhook on an UPDATE, use it instead of decoding the document again.
+	Original runtime.Object
 }
 
-// Mutate applies the engine's fixes to w, whose object was decoded from raw, and computes
-// the JSON patch from raw to the result. The mutating webhook sends that patch to the API
-// server and `loomguard fix` applies it to the document it read, so both change exactly
-// the same fields. namespace decides the actions, exemption and exceptions (see
-// policies.Engine.Mutate); it is never written into the object.
+// Apply applies the engine's fixes to w, whose object was decoded from raw, and computes
+// the JSON patch from raw to the result, adding FixedAnnotation. namespace decides the
+// actions, exemption and exceptions (see policies.Engine.Mutate); it is never written into
+// the object. The object is decoded once, by the caller: Apply keeps a deep copy of it from
+// before the fixes, whose encoding tells the round trip's own changes from the fixes'.
 //
 // The patch carries the fixes and nothing else: what the typed round trip alone would change
 // in raw (a status with zero counters, a null creationTimestamp, a quantity respelled from 1
 // to "1", a field newer than loomguard's API types) is left out, so raw keeps its own
 // spelling everywhere a fix did not touch. The operations are in a stable order.
-func Mutate(e *policies.Engine, w *policies.Workload, raw []byte, namespace string) (Mutation, error) {
+func Apply(e *policies.Engine, w *policies.Workload, raw []byte, namespace string) (Result, error) {
+	original := w.Object.DeepCopyObject()
 	fixed := e.Mutate(w, namespace)
 	if len(fixed) == 0 {
-		return Mutation{}, nil
+		return Result{}, nil
 	}
 	if w.Meta.Annotations == nil {
 		w.Meta.Annotations = map[string]string{}
@@ -45,27 +56,23 @@ func Mutate(e *policies.Engine, w *policies.Workload, raw []byte, namespace stri
 	w.Meta.Annotations[FixedAnnotation] = strings.Join(fixed, ",")
 	current, err := json.Marshal(w.Object)
 	if err != nil {
-		return Mutation{}, fmt.Errorf("encoding fixed %s: %w", w.Kind.Kind, err)
+		return Result{}, fmt.Errorf("encoding fixed %s: %w", w.Kind.Kind, err)
 	}
 	ops, err := jsonpatch.CreatePatch(raw, current)
 	if err != nil {
-		return Mutation{}, fmt.Errorf("computing patch for %s: %w", w.Kind.Kind, err)
+		return Result{}, fmt.Errorf("computing patch for %s: %w", w.Kind.Kind, err)
 	}
-	noise, err := roundTripNoise(raw, w.Object)
+	noise, err := roundTripNoise(raw, original)
 	if err != nil {
-		return Mutation{}, fmt.Errorf("computing patch for %s: %w", w.Kind.Kind, err)
+		return Result{}, fmt.Errorf("computing patch for %s: %w", w.Kind.Kind, err)
 	}
-	return Mutation{Fixed: fixed, Patch: relevant(ops, noise)}, nil
+	return Result{Fixed: fixed, Patch: relevant(ops, noise), Original: original}, nil
 }
 
-// roundTripNoise returns the operations that decoding raw into obj's type and encoding it
-// again would produce on their own, with no fix applied.
-func roundTripNoise(raw []byte, obj any) ([]jsonpatch.Operation, error) {
-	fresh := reflect.New(reflect.TypeOf(obj).Elem()).Interface()
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, fresh); err != nil {
-		return nil, fmt.Errorf("decoding the original: %w", err)
-	}
-	same, err := json.Marshal(fresh)
+// roundTripNoise returns the operations that decoding raw into its typed object (original,
+// as it was decoded) and encoding it again would produce on their own, with no fix applied.
+func roundTripNoise(raw []byte, original runtime.Object) ([]jsonpatch.Operation, error) {
+	same, err := json.Marshal(original)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the original: %w", err)
 	}
