@@ -277,6 +277,28 @@ func matchesAny(patterns []string, ns string) bool {
 	return false
 }
 
+// coversScope reports whether m certainly selects every namespace that x selects: it
+// excludes nothing x does not exclude, and selects every namespace or at least x's.
+func (m *Match) coversScope(x *Match) bool {
+	for _, e := range m.ExcludedNamespaces {
+		if !slices.Contains(x.ExcludedNamespaces, e) {
+			return false
+		}
+	}
+	if len(m.Namespaces) == 0 {
+		return true
+	}
+	if len(x.Namespaces) == 0 {
+		return false
+	}
+	for _, ns := range x.Namespaces {
+		if !matchesAny(m.Namespaces, ns) {
+			return false
+		}
+	}
+	return true
+}
+
 // describeScope says in words which namespaces the match selects.
 func (m *Match) describeScope() string {
 	switch {

@@ -222,10 +222,9 @@ func buildConfig(all []*mapped, exempt []Exemption, mutators []mutatorObj, opts 
 		if len(xs) > 1 {
 			noteMerged(id, xs, opts.WithLoomProfile)
 		}
-		uncovered := uncoveredAspects(id, xs)
 		for _, x := range xs {
-			if len(uncovered) > 0 {
-				x.e.Lost = append(x.e.Lost, fmt.Sprintf("loomguard's %s also requires %s, which none of the Constraints on it require", id, strings.Join(uncovered, ", ")))
+			if uncovered := uncoveredAspects(id, x, xs); len(uncovered) > 0 {
+				x.e.Lost = append(x.e.Lost, fmt.Sprintf("loomguard's %s also requires %s, which no Constraint on it requires wherever this one applies", id, strings.Join(uncovered, ", ")))
 			}
 		}
 	}
@@ -450,11 +449,15 @@ func statusOf(e *Entry) Status {
 	return Mapped
 }
 
-// uncoveredAspects are the requirements of a policy that none of its Constraints have.
-func uncoveredAspects(id string, xs []*mapped) []string {
+// uncoveredAspects are the requirements of a policy that x does not have and that no
+// Constraint on the policy has wherever x applies: loomguard checks them there too.
+func uncoveredAspects(id string, x *mapped, xs []*mapped) []string {
 	covered := map[string]bool{}
-	for _, x := range xs {
-		for _, a := range x.m.covers {
+	for _, y := range xs {
+		if y != x && !y.c.Match.coversScope(&x.c.Match) {
+			continue
+		}
+		for _, a := range y.m.covers {
 			covered[a] = true
 		}
 	}

@@ -350,6 +350,27 @@ func TestCoverage(t *testing.T) {
 	}
 }
 
+// TestCoverageByScope: a Constraint covers another's missing requirements only where it
+// applies too.
+func TestCoverageByScope(t *testing.T) {
+	doc := strings.Replace(constraint("K8sPSPPrivilegedContainer", ""), "kinds: [Pod]}]", "kinds: [Pod]}]\n    namespaces: [a]", 1) + "---\n" +
+		strings.Replace(strings.Replace(constraint("K8sPSPAllowPrivilegeEscalationContainer", ""), "kinds: [Pod]}]", "kinds: [Pod]}]\n    namespaces: [b]", 1), "name: c", "name: d", 1)
+	res, _ := migrate(t, doc, Options{})
+	got := map[string]Status{}
+	for _, e := range res.Report.Constraints {
+		got[e.Kind] = e.Status
+	}
+	if got["K8sPSPPrivilegedContainer"] != Partial || got["K8sPSPAllowPrivilegeEscalationContainer"] != Mapped {
+		t.Errorf("statuses %v: in namespace a loomguard also requires allowPrivilegeEscalation: false", got)
+	}
+	res, _ = migrate(t, strings.Replace(doc, "namespaces: [b]", "namespaces: [a, b]", 1), Options{})
+	for _, e := range res.Report.Constraints {
+		if e.Status != Mapped {
+			t.Errorf("%s: %s %v, want mapped: the other Constraint applies wherever it does", e.Kind, e.Status, e.Lost)
+		}
+	}
+}
+
 // TestScopes carries enforcement actions and namespace matches over.
 func TestScopes(t *testing.T) {
 	tests := []struct {
