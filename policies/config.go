@@ -270,9 +270,7 @@ func (c *Config) Validate() field.ErrorList {
 	var errs field.ErrorList
 	errs = append(errs, validateAction(field.NewPath("defaultAction"), c.DefaultAction)...)
 	for i, ns := range c.ExemptNamespaces {
-		if ns == "" {
-			errs = append(errs, field.Required(field.NewPath("exemptNamespaces").Index(i), "namespace name"))
-		}
+		errs = append(errs, validateNamespaceName(field.NewPath("exemptNamespaces").Index(i), ns)...)
 	}
 	ids := policyIDs()
 	for i, o := range c.Namespaces {
@@ -281,7 +279,7 @@ func (c *Config) Validate() field.ErrorList {
 			errs = append(errs, field.Required(p.Child("names"), "at least one namespace glob"))
 		}
 		for j, n := range o.Names {
-			errs = append(errs, validateGlob(p.Child("names").Index(j), n)...)
+			errs = append(errs, validateNamespaceGlob(p.Child("names").Index(j), n)...)
 		}
 		if o.Action != "" {
 			errs = append(errs, validateAction(p.Child("action"), o.Action)...)
@@ -354,7 +352,7 @@ func (ex *Exception) validate(p *field.Path, ids map[string]bool) field.ErrorLis
 	if ex.Namespace == "" {
 		errs = append(errs, field.Required(p.Child("namespace"), `a namespace or glob ("*" for every namespace)`))
 	} else {
-		errs = append(errs, validateGlob(p.Child("namespace"), ex.Namespace)...)
+		errs = append(errs, validateNamespaceGlob(p.Child("namespace"), ex.Namespace)...)
 	}
 	if ex.Workload == "" {
 		errs = append(errs, field.Required(p.Child("workload"), `a workload name or glob ("*" for every workload)`))

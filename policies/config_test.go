@@ -152,6 +152,47 @@ exceptions:
 			`exceptions[1].name: Duplicate value: "legacy"`,
 		},
 	}, {
+		name: "names no object can carry (apimachinery's validators)",
+		in: `
+exemptNamespaces: [kube-system, Kube_System, ""]
+namespaces:
+  - names: ["team_*", "dev-*", "a?"]
+    action: warn
+policies:
+  required-labels:
+    labels: [app, "team~x", "example.com/owner", "-bad"]
+    allowedValues: {"tier": [web, "has space"], "bad key!": [x]}
+  high-availability: {label: "env ironment", values: [production, "x/y"]}
+  image-tag:
+    allowedRegistries: [GHCR.IO, "localhost:5000/loom", "[::1]:5000", "ghcr.io/", "https://ghcr.io", "ghcr.io/Loom", "ghcr.io:", "reg_1.example.com", "ghcr.io:99999"]
+exceptions:
+  - name: x
+    policies: [image-tag]
+    namespace: "Team-A"
+    workload: web
+    owner: team-a
+    reason: vendor image
+    expires: 2099-01-01
+`,
+		want: []string{
+			`exemptNamespaces[1]: Invalid value: "Kube_System"`,
+			`exemptNamespaces[2]: Required value`,
+			`namespaces[0].names[0]: Invalid value: "team_*": no namespace matches`,
+			`policies.required-labels.labels[1]: Invalid value: "team~x"`,
+			`policies.required-labels.labels[3]: Invalid value: "-bad"`,
+			`policies.required-labels.allowedValues[bad key!]: Invalid value: "bad key!"`,
+			`policies.required-labels.allowedValues[tier][1]: Invalid value: "has space"`,
+			`policies.image-tag.allowedRegistries[3]: Invalid value: "ghcr.io/"`,
+			`policies.image-tag.allowedRegistries[4]: Invalid value: "https://ghcr.io": must be a registry host or repository prefix such as ghcr.io/loom: must not have a scheme`,
+			`policies.image-tag.allowedRegistries[5]: Invalid value: "ghcr.io/Loom"`,
+			`policies.image-tag.allowedRegistries[6]: Invalid value: "ghcr.io:": must be a registry host or repository prefix such as ghcr.io/loom: the port must be a number`,
+			`policies.image-tag.allowedRegistries[7]: Invalid value: "reg_1.example.com"`,
+			`policies.image-tag.allowedRegistries[8]: Invalid value: "ghcr.io:99999"`,
+			`policies.high-availability.label: Invalid value: "env ironment"`,
+			`policies.high-availability.values[1]: Invalid value: "x/y"`,
+			`exceptions[0].namespace: Invalid value: "Team-A": no namespace matches`,
+		},
+	}, {
 		name: "yaml syntax error names the line",
 		in:   "policies:\n  image-tag:\n    requireDigest: [\n",
 		want: []string{`line 3`},

@@ -379,13 +379,12 @@ func (c *ImageTagConfig) Default() {
 	c.ForbiddenTags = []string{"latest"}
 }
 
-// Validate requires each allowed registry to be a host or repository prefix.
+// Validate requires each allowed registry to be a registry host (a DNS name or IP address,
+// with an optional port) or such a host and a repository path of the reference grammar.
 func (c *ImageTagConfig) Validate(fldPath *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	for i, r := range c.AllowedRegistries {
-		if r == "" || strings.HasSuffix(r, "/") || strings.Contains(r, "://") {
-			errs = append(errs, field.Invalid(fldPath.Child("allowedRegistries").Index(i), r, "must be a registry host or repository prefix such as ghcr.io/loom, without scheme or trailing slash"))
-		}
+		errs = append(errs, validateRegistryPrefix(fldPath.Child("allowedRegistries").Index(i), r)...)
 	}
 	return errs
 }

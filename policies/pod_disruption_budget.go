@@ -81,5 +81,11 @@ func (c *PodDisruptionBudgetConfig) Validate(fldPath *field.Path) field.ErrorLis
 	if c.Label == "" {
 		errs = append(errs, field.Required(fldPath.Child("label"), "the label that marks production workloads"))
 	}
+	if c.Label != "" {
+		errs = append(errs, validateLabelKey(fldPath.Child("label"), c.Label)...)
+	}
+	for i, v := range c.Values {
+		errs = append(errs, validateLabelValue(fldPath.Child("values").Index(i), v)...)
+	}
 	return errs
 }

@@ -167,17 +167,21 @@ func (c *RequiredLabelsConfig) Default() {
 	c.AllowedValues = map[string][]string{"environment": {"development", "staging", "production"}}
 }
 
-// Validate requires non-empty label keys and at least one value for each restricted label.
+// Validate requires label keys that are qualified label names and, for each restricted
+// label, at least one value, each a valid label value (apimachinery's validators).
 func (c *RequiredLabelsConfig) Validate(fldPath *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	for i, l := range c.Labels {
-		if l == "" {
-			errs = append(errs, field.Required(fldPath.Child("labels").Index(i), "label key"))
-		}
+		errs = append(errs, validateLabelKey(fldPath.Child("labels").Index(i), l)...)
 	}
 	for _, k := range sortedKeys(c.AllowedValues) {
+		p := fldPath.Child("allowedValues").Key(k)
+		errs = append(errs, validateLabelKey(p, k)...)
 		if len(c.AllowedValues[k]) == 0 {
-			errs = append(errs, field.Required(fldPath.Child("allowedValues").Key(k), "at least one allowed value"))
+			errs = append(errs, field.Required(p, "at least one allowed value"))
+		}
+		for i, v := range c.AllowedValues[k] {
+			errs = append(errs, validateLabelValue(p.Index(i), v)...)
 		}
 	}
 	return errs
