@@ -108,6 +108,7 @@ type bench struct {
 	compliant, fix, denied *corev1.Pod
 
 	loomguardArgs []string // the flags loomguard runs with now
+	pprofAddr     string   // loomguard's --pprof-bind-address with -profile-dir, else ""
 }
 
 func newBench(ctx context.Context, c *cluster.Cluster, o options, logf func(string, ...any)) (*bench, error) {
@@ -151,7 +152,17 @@ func (b *bench) restartLoomguard(ctx context.Context, args []string) error {
 	if err := b.c.StopLoomguard(); err != nil {
 		return err
 	}
-	b.c.SetLoomguardArgs(append(shippedAuditArgs(), args...)...)
+	all := shippedAuditArgs()
+	if b.o.profileDir != "" {
+		ports, err := cluster.FreePorts(1)
+		if err != nil {
+			return err
+		}
+		b.pprofAddr = fmt.Sprintf("127.0.0.1:%d", ports[0])
+		all = append(all, "--pprof-bind-address="+b.pprofAddr)
+	}
+	all = append(all, strings.Fields(b.o.lgArgs)...)
+	b.c.SetLoomguardArgs(append(all, args...)...)
 	if err := b.c.StartLoomguard(ctx); err != nil {
 		return err
 	}

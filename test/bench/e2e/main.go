@@ -27,6 +27,12 @@
 //   - fix: -pods Pods that loomguard's mutating webhook must fix (no security context);
 //     only for the setups that can admit them (none and loomguard: the vap denies them).
 //
+// With -profile-dir, loomguard serves Go's pprof endpoints on a loopback port and the
+// benchmark writes a CPU profile of loomguard (the first -profile-seconds of each pods and
+// fix run in a loomguard setup) to cpu-<workload>-<setup>-<round>.pprof there:
+//
+//	go tool pprof -top bin/loomguard /tmp/prof/cpu-pods-loomguard-1.pprof
+//
 // For every run it prints throughput, p50 and p99, failed creates, loomguard reviews per Pod
 // and the CPU time per created Pod of each process (kube-apiserver, loomguard, etcd,
 // kube-controller-manager), from /proc/<pid>/stat utime+stime deltas. Last it prints, per
@@ -64,6 +70,9 @@ type options struct {
 	kcmQPS      int
 	durationCap time.Duration
 	keep        bool
+	profileDir  string
+	profileSecs int
+	lgArgs      string
 }
 
 func main() {
@@ -78,6 +87,9 @@ func main() {
 	flag.IntVar(&o.kcmQPS, "kcm-qps", 1000, "kube-controller-manager's --kube-api-qps and --kube-api-burst")
 	flag.DurationVar(&o.durationCap, "duration-cap", 40*time.Minute, "stop after this long, whatever is left")
 	flag.BoolVar(&o.keep, "keep", false, "keep the control plane's directory (logs, audit log)")
+	flag.StringVar(&o.lgArgs, "loomguard-args", "", "space-separated flags added to loomguard's command line in every loomguard setup (e.g. --max-in-flight=32)")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "run loomguard with --pprof-bind-address on loopback and write a CPU profile of it for each pods and fix run to this directory")
+	flag.IntVar(&o.profileSecs, "profile-seconds", 3, "length of each CPU profile, from the start of the run")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, o)
@@ -90,8 +102,8 @@ func main() {
 
 func run(ctx context.Context, o options) error {
 	if o.rounds < 1 || o.rounds > 20 || o.pods < 1 || o.pods > 10_000 || o.c < 1 || o.c > 500 ||
-		o.replicas < 1 || o.replicas > 2_000 || o.warmup < 0 || o.warmup > 10_000 {
-		return fmt.Errorf("out of bounds: -rounds 1..20, -pods 1..10000, -c 1..500, -replicas 1..2000, -warmup 0..10000")
+		o.replicas < 1 || o.replicas > 2_000 || o.warmup < 0 || o.warmup > 10_000 || o.profileSecs < 1 || o.profileSecs > 60 {
+		return fmt.Errorf("out of bounds: -rounds 1..20, -pods 1..10000, -c 1..500, -replicas 1..2000, -warmup 0..10000, -profile-seconds 1..60")
 	}
 	setups, err := parseList(o.setups, setupNames())
 	if err != nil {
@@ -103,6 +115,11 @@ func run(ctx context.Context, o options) error {
 	workloads, err := parseList(o.workloads, []string{"pods", "rollout", "fix"})
 	if err != nil {
 		return fmt.Errorf("-workloads: %w", err)
+	}
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return fmt.Errorf("-profile-dir: %w", err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.durationCap)
 	defer cancel()
@@ -152,6 +169,18 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	printSummary(o, setups, workloads, results)
+	var bad []string
+	for _, r := range results {
+		if r.failed > 0 {
+			bad = append(bad, fmt.Sprintf("%s/%s round %d: %d creates failed", r.workload, r.setup, r.round, r.failed))
+		}
+		if r.workload == "fix" && strings.HasPrefix(r.setup, "loomguard") && r.fixed != r.pods {
+			bad = append(bad, fmt.Sprintf("fix/%s round %d: loomguard fixed %d of %d Pods", r.setup, r.round, r.fixed, r.pods))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("admission failed during the benchmark:\n  %s", strings.Join(bad, "\n  "))
+	}
 	return nil
 }
 
