@@ -64,7 +64,8 @@ type Handlers struct {
 // HandlerOptions bound the work of the handlers.
 type HandlerOptions struct {
 	// MaxInFlight is how many reviews, of both webhooks together, are worked on at once;
-	// one more is refused at once with a 429 and Retry-After. DefaultMaxInFlight when zero.
+	// one more waits for a slot up to half its timeout, then is refused with a 429 and
+	// Retry-After. DefaultMaxInFlight when zero.
 	MaxInFlight int
 }
 

@@ -168,8 +168,9 @@ func TestReviewTimeout(t *testing.T) {
 }
 
 // TestInFlightLimit: with every slot taken (here one, by a client that never finishes its
-// body), the next review is refused at once with a 429 and Retry-After, which the API
-// server's client retries, and counted; once the slot frees, reviews pass again.
+// body), the next review waits for a slot half its timeout and is then refused with a 429
+// and Retry-After, which the API server's client retries, and counted; a review whose slot
+// frees while it waits is answered; once the slot frees, reviews pass again.
 func TestInFlightLimit(t *testing.T) {
 	ca, certDir := serverCerts(t)
 	r := startServer(t, ServerOptions{CertDir: certDir, MaxInFlight: 1})
@@ -183,7 +184,8 @@ func TestInFlightLimit(t *testing.T) {
 	c := client(ca, false, nil)
 	waitFor(t, "the hog to take the slot", func() bool { return len(r.srv.Handlers().inFlight) == 1 })
 	refused := errorCount(r.srv.Metrics(), webhookValidate, reasonOverloaded) // the registry is the process's
-	httpResp, err := c.Post(r.url+ValidatePath, "application/json", bytes.NewReader(body))
+	begin := time.Now()
+	httpResp, err := c.Post(r.url+ValidatePath+"?timeout=2s", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,15 +198,38 @@ func TestInFlightLimit(t *testing.T) {
 	if ar.Response == nil || ar.Response.Result.Code != http.StatusTooManyRequests {
 		t.Errorf("the 429 carries %+v, want an AdmissionReview saying 429", ar.Response)
 	}
+	if waited := time.Since(begin); waited < time.Second {
+		t.Errorf("refused after %s, want after waiting for a slot for half the review's 2 s timeout", waited)
+	}
 	if got := errorCount(r.srv.Metrics(), webhookValidate, reasonOverloaded) - refused; got != 1 {
 		t.Errorf("validate refusals counted: %v, want 1", got)
 	}
 
+	// A review that arrives while the slot is taken gets it when the hog finishes.
+	type answer struct {
+		resp *admissionv1.AdmissionResponse
+		err  error
+	}
+	waiting := make(chan answer, 1)
+	go func() {
+		resp, _, err := send(c, r.url+ValidatePath+"?timeout=30s", body)
+		waiting <- answer{resp, err}
+	}()
+	waitFor(t, "the second review to wait for the slot", func() bool {
+		return errorCount(r.srv.Metrics(), webhookValidate, reasonOverloaded)-refused == 1 && len(r.srv.Handlers().inFlight) == 1
+	})
+	time.Sleep(100 * time.Millisecond) // it is queued behind the hog
 	if _, err := hog.Write(body[10:]); err != nil {
 		t.Fatal(err)
 	}
 	if _, resp := readAnswer(t, hog); resp.Allowed || resp.Result.Code != http.StatusForbidden {
 		t.Errorf("the slow review got %+v, want its denial", resp.Result)
+	}
+	if a := <-waiting; a.err != nil || a.resp.Result.Code != http.StatusForbidden {
+		t.Errorf("the waiting review: %v %+v, want the denial once the slot freed", a.err, a.resp)
+	}
+	if got := errorCount(r.srv.Metrics(), webhookValidate, reasonOverloaded) - refused; got != 1 {
+		t.Errorf("validate refusals counted: %v, want still 1 (the waiting review was served)", got)
 	}
 	if resp, _, err := send(c, r.url+ValidatePath, body); err != nil || resp.Result.Code != http.StatusForbidden {
 		t.Errorf("after the slot freed: %v %+v, want the denial", err, resp)

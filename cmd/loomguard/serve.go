@@ -70,7 +70,7 @@ func newServeFlagSet(f *serveFlags, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then KUBECONFIG or ~/.kube/config; admission runs without a cluster)")
 	fs.BoolVar(&f.enableHTTP2, "enable-http2", true, "serve HTTP/2 as well as HTTP/1.1 on the webhook port, with Go's stream limits (--enable-http2=false: HTTP/1.1 only)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", webhook.DefaultShutdownTimeout, "how long in-flight reviews may take to finish on SIGTERM")
-	fs.IntVar(&f.maxInFlight, "max-in-flight", webhook.DefaultMaxInFlight, "reviews worked on at once; more are refused with 429 and Retry-After, which the API server retries (sized for the Deployment's 512Mi memory limit)")
+	fs.IntVar(&f.maxInFlight, "max-in-flight", webhook.DefaultMaxInFlight, "reviews worked on at once; more wait for a slot up to half their timeout, then are refused with 429 and Retry-After, which the API server retries (sized for the Deployment's 512Mi memory limit)")
 	addCertFlags(fs, &f.certs)
 	addAuditFlags(fs, &f.audit)
 	return fs
