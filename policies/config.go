@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +44,9 @@ type NamespaceOverride struct {
 	Action Action `json:"action,omitempty"`
 	// Policies sets the action of single policies in these namespaces; it wins over Action.
 	Policies map[string]Action `json:"policies,omitempty"`
+	// PodSecurity, when set, replaces pod-security's level and version in these namespaces,
+	// like the namespace labels pod-security.kubernetes.io/enforce and enforce-version.
+	PodSecurity *PodSecurityLevel `json:"podSecurity,omitempty"`
 }
 
 // Exception waives policies for matching workloads until it expires.
@@ -58,6 +62,9 @@ type Exception struct {
 	Workload string `json:"workload"`
 	// Containers, when set, limits the waiver to these containers' own fields.
 	Containers []string `json:"containers,omitempty"`
+	// Controls, when set, limits a pod-security waiver to these Pod Security Standards
+	// controls (PSA check IDs such as hostPathVolumes); Policies must then be [pod-security].
+	Controls []string `json:"controls,omitempty"`
 	// Owner is who answers for the exception (a team or a person).
 	Owner string `json:"owner"`
 	// Reason says why the exception is needed.
@@ -106,6 +113,7 @@ type PolicyConfigs struct {
 	HighAvailability       HighAvailabilityConfig    `json:"high-availability"`
 	PodDisruptionBudget    PodDisruptionBudgetConfig `json:"pod-disruption-budget"`
 	NetworkPolicy          Settings                  `json:"network-policy"`
+	PodSecurity            PodSecurityConfig         `json:"pod-security"`
 }
 
 // DefaultConfig returns the Loom profile: the policies and values of Loom's Kubernetes
@@ -284,8 +292,11 @@ func (c *Config) Validate() field.ErrorList {
 		if o.Action != "" {
 			errs = append(errs, validateAction(p.Child("action"), o.Action)...)
 		}
-		if o.Action == "" && len(o.Policies) == 0 {
-			errs = append(errs, field.Required(p, "an action or per-policy actions"))
+		if o.Action == "" && len(o.Policies) == 0 && o.PodSecurity == nil {
+			errs = append(errs, field.Required(p, "an action, per-policy actions or a podSecurity level"))
+		}
+		if o.PodSecurity != nil {
+			errs = append(errs, o.PodSecurity.Validate(p.Child("podSecurity"))...)
 		}
 		for _, id := range sortedKeys(o.Policies) {
 			pp := p.Child("policies").Key(id)
@@ -362,6 +373,17 @@ func (ex *Exception) validate(p *field.Path, ids map[string]bool) field.ErrorLis
 	for i, c := range ex.Containers {
 		if c == "" {
 			errs = append(errs, field.Required(p.Child("containers").Index(i), "a container name"))
+		}
+	}
+	if len(ex.Controls) > 0 {
+		if len(ex.Policies) != 1 || ex.Policies[0] != PodSecurityID {
+			errs = append(errs, field.Invalid(p.Child("policies"), ex.Policies, "must be exactly [pod-security] when controls are set: controls are Pod Security Standards checks"))
+		}
+		controls := PodSecurityControls()
+		for i, c := range ex.Controls {
+			if !slices.Contains(controls, c) {
+				errs = append(errs, field.NotSupported(p.Child("controls").Index(i), c, controls))
+			}
 		}
 	}
 	if strings.TrimSpace(ex.Owner) == "" {

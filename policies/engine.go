@@ -20,12 +20,16 @@ type Engine struct {
 	exempt     map[string]bool
 	exceptions []compiledException
 	now        func() time.Time
+	// podSecurityIn is pod-security at the level of each namespaces entry that sets
+	// podSecurity, by entry index.
+	podSecurityIn map[int]Policy
 }
 
 type compiledException struct {
 	Exception
 	policies   map[string]bool
 	containers map[string]bool
+	controls   []string
 	expires    time.Time
 }
 
@@ -62,13 +66,16 @@ func newEngine(cfg *Config, catalog []Policy, now func() time.Time) (*Engine, er
 		}
 		e.actions[p.ID] = a
 		e.fixes[p.ID] = p.Fix != nil && (s.Fix == nil || *s.Fix)
+		if p.ID == PodSecurityID {
+			e.podSecurityIn = namespacePodSecurity(cfg, &p)
+		}
 	}
 	for _, ns := range cfg.ExemptNamespaces {
 		e.exempt[ns] = true
 	}
 	for _, ex := range cfg.Exceptions {
 		exp, _ := ex.ExpiresAt() // validated above
-		ce := compiledException{Exception: ex, policies: map[string]bool{}, expires: exp}
+		ce := compiledException{Exception: ex, policies: map[string]bool{}, controls: ex.Controls, expires: exp}
 		for _, id := range ex.Policies {
 			ce.policies[id] = true
 		}
@@ -202,7 +209,7 @@ func (e *Engine) Evaluate(w *Workload, namespace string) Report {
 		return r
 	}
 	for i := range e.policies {
-		p := &e.policies[i]
+		p := e.policyIn(i, namespace)
 		a := e.Action(p.ID, namespace)
 		if a == ActionOff {
 			continue
@@ -215,7 +222,59 @@ func (e *Engine) Evaluate(w *Workload, namespace string) Report {
 			r.Violations = append(r.Violations, Violation{Policy: p.ID, Action: a, Error: err})
 		}
 	}
+	r.Violations = dedupPodSecurity(r.Violations)
 	return r
+}
+
+// policyIn returns the i-th policy as it runs in a namespace: pod-security at the level of
+// the first namespaces entry matching it, when that entry sets podSecurity.
+func (e *Engine) policyIn(i int, namespace string) *Policy {
+	p := &e.policies[i]
+	if p.ID != PodSecurityID || len(e.podSecurityIn) == 0 {
+		return p
+	}
+	for j := range e.cfg.Namespaces {
+		if matchAny(e.cfg.Namespaces[j].Names, namespace) {
+			if q, ok := e.podSecurityIn[j]; ok {
+				return &q
+			}
+			return p
+		}
+	}
+	return p
+}
+
+// dedupPodSecurity keeps one violation per field where pod-security and other policies
+// report the same field: pod-security's only when its action is stronger than all of
+// theirs, else theirs, whose messages say what to do in loomguard's words. Every other
+// violation stays, in order.
+func dedupPodSecurity(vs []Violation) []Violation {
+	others := map[string]Action{} // the strongest action of the other policies, by field
+	hasPS := false
+	for _, v := range vs {
+		if v.Policy == PodSecurityID {
+			hasPS = true
+		} else if a, ok := others[v.Field]; !ok || v.Action.rank() > a.rank() {
+			others[v.Field] = v.Action
+		}
+	}
+	if !hasPS || len(others) == 0 {
+		return vs
+	}
+	psWins := map[string]bool{}
+	for _, v := range vs {
+		if a, ok := others[v.Field]; ok && v.Policy == PodSecurityID && v.Action.rank() > a.rank() {
+			psWins[v.Field] = true
+		}
+	}
+	out := make([]Violation, 0, len(vs))
+	for _, v := range vs {
+		if _, shared := others[v.Field]; shared && (v.Policy == PodSecurityID) != psWins[v.Field] {
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 // Mutate applies the fixes of the policies that are enforced or warned in namespace (see
@@ -251,8 +310,9 @@ func (e *Engine) waive(w *Workload, namespace, policyID string, r *Report) *Work
 		return w
 	}
 	var (
-		now    time.Time
-		waived map[string]bool
+		now      time.Time
+		waived   map[string]bool
+		controls map[string]map[string]bool // pod-security controls waived, see Workload.waived
 	)
 	for i := range e.exceptions {
 		ex := &e.exceptions[i]
@@ -268,6 +328,10 @@ func (e *Engine) waive(w *Workload, namespace, policyID string, r *Report) *Work
 		if r != nil {
 			r.Waivers = append(r.Waivers, Waiver{Policy: policyID, Exception: ex.Name})
 		}
+		if len(ex.controls) > 0 {
+			controls = waiveControls(controls, ex.controls, ex.containers)
+			continue
+		}
 		if ex.containers == nil {
 			return nil
 		}
@@ -278,10 +342,18 @@ func (e *Engine) waive(w *Workload, namespace, policyID string, r *Report) *Work
 			waived[c] = true
 		}
 	}
-	if waived == nil {
-		return w
+	view := w
+	if waived != nil {
+		view = w.without(waived)
 	}
-	return w.without(waived)
+	if controls != nil {
+		if view == w {
+			v := *w
+			view = &v
+		}
+		view.waived = controls
+	}
+	return view
 }
 
 func (ex *compiledException) matches(w *Workload, namespace string) bool {

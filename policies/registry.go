@@ -137,6 +137,13 @@ func Registry() []Registration {
 			New:           func(p *PolicyConfigs) Policy { return highAvailability(p.HighAvailability) },
 		},
 		{
+			ID:            PodSecurityID,
+			Description:   "Pod templates meet the Pod Security Standards at the configured level and version, judged by the API server's own PodSecurity checks.",
+			DefaultAction: ActionEnforce,
+			Config:        func(p *PolicyConfigs) PolicyConfig { return &p.PodSecurity },
+			New:           func(p *PolicyConfigs) Policy { return podSecurity(p.PodSecurity) },
+		},
+		{
 			ID:            "pod-disruption-budget",
 			Description:   "A PodDisruptionBudget selects the pods of every production Deployment and StatefulSet with two or more replicas (audit and CLI only).",
 			DefaultAction: ActionAudit,

@@ -69,6 +69,42 @@ type Workload struct {
 	// containers are the containers of this view: all of the pod spec's, or those an
 	// exception does not waive (see Containers).
 	containers []ContainerRef
+	// waived maps the pod-security controls that exceptions waive in this view to the
+	// containers they cover; a nil set means the whole control.
+	waived map[string]map[string]bool
+}
+
+// waiveControls adds pod-security controls waived for some containers (nil: all of them)
+// to waived, which it returns.
+func waiveControls(waived map[string]map[string]bool, controls []string, containers map[string]bool) map[string]map[string]bool {
+	if waived == nil {
+		waived = map[string]map[string]bool{}
+	}
+	for _, id := range controls {
+		cur, seen := waived[id]
+		switch {
+		case seen && cur == nil:
+			// already wholly waived
+		case containers == nil:
+			waived[id] = nil
+		default:
+			if cur == nil {
+				cur = map[string]bool{}
+				waived[id] = cur
+			}
+			for c := range containers {
+				cur[c] = true
+			}
+		}
+	}
+	return waived
+}
+
+// waivedControl returns the containers an exception takes out of a pod-security control,
+// and whether it takes out the whole control.
+func (w *Workload) waivedControl(id string) (containers map[string]bool, whole bool) {
+	c, ok := w.waived[id]
+	return c, ok && c == nil
 }
 
 // The kinds some policies single out: a Pod is the one workload that is its own pod

@@ -1,0 +1,660 @@
+package policies
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	psapi "k8s.io/pod-security-admission/api"
+	psapolicy "k8s.io/pod-security-admission/policy"
+)
+
+// pod-security enforces the Pod Security Standards (https://kubernetes.io/docs/concepts/security/pod-security-standards/)
+// at a level (privileged, baseline or restricted) and a version (latest or v1.N), with the
+// evaluator and checks of k8s.io/pod-security-admission/policy, the package kube-apiserver's
+// PodSecurity admission plugin runs. The verdict is therefore the API server's by construction:
+// a pod template fails exactly when kube-apiserver would refuse a Pod with that metadata and
+// spec in a namespace labelled pod-security.kubernetes.io/enforce=<level> and
+// enforce-version=<version>. loomguard adds what the plugin lacks:
+//
+//   - every workload kind is checked through its pod template (with the template's metadata,
+//     which is what the Pods will carry), so a Deployment that would create forbidden Pods is
+//     denied at the Deployment instead of its ReplicaSet failing silently later;
+//   - each failing control (a PSA check ID such as hostPathVolumes or capabilities_restricted)
+//     becomes violations at the fields it concerns, found by the control's field finder
+//     (podSecurityFields below). The message keeps PSA's reason and detail text, names the
+//     control and the level:version, and the control ID is the error's Origin;
+//   - per-namespace level and version (namespaces[].podSecurity), and governed exceptions per
+//     control (exceptions[].controls) and per container where a control reads containers;
+//   - a field that another enabled loomguard policy already reports is reported once: the
+//     engine keeps one violation per field (see Engine.Evaluate).
+//
+// The policy has no fix of its own: the Loom policies' fixes (run-as-non-root,
+// no-privilege-escalation, drop-all-capabilities, seccomp-profile) set every field restricted
+// requires that can be set without guessing.
+func podSecurity(cfg PodSecurityConfig) Policy {
+	ps := newPodSecurityEvaluator()
+	lv := cfg.PodSecurityLevel.levelVersion()
+	return Policy{
+		Fields: []string{
+			"the fields of the Pod Security Standards: host namespaces, volumes, host ports and probe hosts, securityContext of the pod and every container, sysctls, AppArmor and seccomp annotations",
+		},
+		Check: func(w *Workload) field.ErrorList {
+			return ps.check(w, lv)
+		},
+	}
+}
+
+// PodSecurityID is the ID of the pod-security policy.
+const PodSecurityID = "pod-security"
+
+// PodSecurityConfig configures pod-security.
+type PodSecurityConfig struct {
+	Settings         `json:",inline"`
+	PodSecurityLevel `json:",inline"`
+}
+
+// PodSecurityLevel is a Pod Security Standards level and version, as in the namespace labels
+// pod-security.kubernetes.io/enforce and enforce-version.
+type PodSecurityLevel struct {
+	// Level is privileged (nothing checked), baseline or restricted.
+	Level string `json:"level,omitempty"`
+	// Version is "latest" or "v1.N": the Kubernetes minor version whose definition of the
+	// level applies. A version newer than the checks loomguard was built with means latest.
+	Version string `json:"version,omitempty"`
+}
+
+// Validate reports an unknown level or a malformed version.
+func (l PodSecurityLevel) Validate(p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if _, err := psapi.ParseLevel(l.Level); err != nil {
+		errs = append(errs, field.NotSupported(p.Child("level"), l.Level, []string{string(psapi.LevelPrivileged), string(psapi.LevelBaseline), string(psapi.LevelRestricted)}))
+	}
+	if _, err := psapi.ParseVersion(l.Version); err != nil {
+		errs = append(errs, field.Invalid(p.Child("version"), l.Version, `must be "latest" or "v1.N"`))
+	}
+	return errs
+}
+
+// levelVersion returns the parsed level and version; l must be valid.
+func (l PodSecurityLevel) levelVersion() psapi.LevelVersion {
+	level, _ := psapi.ParseLevel(l.Level)
+	version, _ := psapi.ParseVersion(l.Version)
+	return psapi.LevelVersion{Level: level, Version: version}
+}
+
+// Default sets the Loom profile's level: baseline, latest.
+func (c *PodSecurityConfig) Default() {
+	c.PodSecurityLevel = PodSecurityLevel{Level: string(psapi.LevelBaseline), Version: "latest"}
+}
+
+// Validate reports an unknown level or a malformed version.
+func (c *PodSecurityConfig) Validate(fldPath *field.Path) field.ErrorList {
+	return c.PodSecurityLevel.Validate(fldPath)
+}
+
+// namespacePodSecurity builds pod-security at the level of each namespaces entry that sets
+// podSecurity, by entry index. def is the policy built from policies.pod-security, whose
+// ID, description and default action the copies keep.
+func namespacePodSecurity(cfg *Config, def *Policy) map[int]Policy {
+	var out map[int]Policy
+	for i, o := range cfg.Namespaces {
+		if o.PodSecurity == nil {
+			continue
+		}
+		pc := cfg.Policies.PodSecurity
+		pc.PodSecurityLevel = *o.PodSecurity
+		p := podSecurity(pc)
+		p.ID, p.Description, p.DefaultAction = def.ID, def.Description, def.DefaultAction
+		if out == nil {
+			out = map[int]Policy{}
+		}
+		out[i] = p
+	}
+	return out
+}
+
+// PodSecurityControls returns the IDs of the Pod Security Standards controls (PSA check IDs)
+// that exceptions may name, sorted.
+func PodSecurityControls() []string {
+	var ids []string
+	for _, c := range psapolicy.DefaultChecks() {
+		ids = append(ids, string(c.ID))
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// podSecurityEvaluator holds PSA's evaluator over all default checks, which gives the
+// verdict, and one evaluator per check, which tells which controls failed (PSA's results
+// carry no check IDs).
+type podSecurityEvaluator struct {
+	all     psapolicy.Evaluator
+	checks  []psapolicy.Check
+	byCheck map[psapolicy.CheckID]psapolicy.Evaluator
+	latest  psapi.Version
+	err     error
+}
+
+func newPodSecurityEvaluator() *podSecurityEvaluator {
+	checks := psapolicy.DefaultChecks()
+	ps := &podSecurityEvaluator{checks: checks, byCheck: make(map[psapolicy.CheckID]psapolicy.Evaluator, len(checks))}
+	all, err := psapolicy.NewEvaluator(checks, nil)
+	if err != nil {
+		ps.err = fmt.Errorf("building the pod security evaluator: %w", err)
+		return ps
+	}
+	ps.all = all
+	for _, c := range checks {
+		e, err := psapolicy.NewEvaluator([]psapolicy.Check{c}, nil)
+		if err != nil {
+			ps.err = fmt.Errorf("building the evaluator of check %s: %w", c.ID, err)
+			return ps
+		}
+		ps.byCheck[c.ID] = e
+		if last := c.Versions[len(c.Versions)-1].MinimumVersion; ps.latest.Older(last) {
+			ps.latest = last
+		}
+	}
+	return ps
+}
+
+// failedControls returns the IDs of the checks that forbid the pod at lv, in PSA's order
+// (baseline checks, then restricted, each sorted), with their results. It applies PSA's
+// overrides: a restricted check in force at lv replaces the baseline checks it names.
+func (ps *podSecurityEvaluator) failedControls(lv psapi.LevelVersion, meta *metav1.ObjectMeta, spec *corev1.PodSpec) ([]psapolicy.CheckID, []psapolicy.CheckResult) {
+	v := lv.Version
+	if v.Latest() || ps.latest.Older(v) {
+		v = ps.latest
+	}
+	overridden := map[psapolicy.CheckID]bool{}
+	if lv.Level == psapi.LevelRestricted {
+		for _, c := range ps.checks {
+			if c.Level != psapi.LevelRestricted {
+				continue
+			}
+			var inForce *psapolicy.VersionedCheck
+			for i := range c.Versions {
+				if !v.Older(c.Versions[i].MinimumVersion) {
+					inForce = &c.Versions[i]
+				}
+			}
+			if inForce != nil {
+				for _, id := range inForce.OverrideCheckIDs {
+					overridden[id] = true
+				}
+			}
+		}
+	}
+	var ids []psapolicy.CheckID
+	var results []psapolicy.CheckResult
+	for _, level := range []psapi.Level{psapi.LevelBaseline, psapi.LevelRestricted} {
+		var levelIDs []psapolicy.CheckID
+		for _, c := range ps.checks {
+			if c.Level == level && !overridden[c.ID] {
+				levelIDs = append(levelIDs, c.ID)
+			}
+		}
+		slices.Sort(levelIDs)
+		for _, id := range levelIDs {
+			for _, r := range ps.byCheck[id].EvaluatePod(lv, meta, spec) {
+				if !r.Allowed {
+					ids = append(ids, id)
+					results = append(results, r)
+				}
+			}
+		}
+	}
+	return ids, results
+}
+
+// check evaluates the workload's pod template at lv.
+func (ps *podSecurityEvaluator) check(w *Workload, lv psapi.LevelVersion) field.ErrorList {
+	if ps.err != nil {
+		return field.ErrorList{field.InternalError(w.SpecPath, ps.err)}
+	}
+	if lv.Level == psapi.LevelPrivileged {
+		return nil
+	}
+	spec := withDefaultVolumeSources(w.Spec)
+	verdict := psapolicy.AggregateCheckResults(ps.all.EvaluatePod(lv, w.Template, spec))
+	if verdict.Allowed {
+		return nil
+	}
+	ids, results := ps.failedControls(lv, w.Template, spec)
+	var errs field.ErrorList
+	for i, id := range ids {
+		waived, whole := w.waivedControl(string(id))
+		if whole {
+			continue
+		}
+		r := results[i]
+		reason := r.ForbiddenReason
+		if reason == "" {
+			reason = psapolicy.UnknownForbiddenReason
+		}
+		detail := fmt.Sprintf("PodSecurity %q control %s: %s", lv.String(), id, reason)
+		if r.ForbiddenDetail != "" {
+			detail += " (" + r.ForbiddenDetail + ")"
+		}
+		finder := podSecurityFields[id]
+		if finder == nil {
+			// A check this loomguard does not know yet (a newer PSA): report it at the pod spec.
+			errs = append(errs, field.Forbidden(w.SpecPath, detail).WithOrigin(string(id)))
+			continue
+		}
+		found := finder(&controlProbe{ps: ps, id: id, lv: lv, w: w})
+		seen := map[string]bool{}
+		exempted := len(w.Containers()) < containerCount(w.Spec) // some waived wholly
+		for _, f := range found {
+			if f.container != "" && waived[f.container] {
+				exempted = true
+				continue
+			}
+			if p := f.path.String(); !seen[p] {
+				seen[p] = true
+				errs = append(errs, field.Forbidden(f.path, detail).WithOrigin(string(id)))
+			}
+		}
+		if len(seen) == 0 && !exempted {
+			// PSA forbids the pod but the finder located no field: never lose the verdict.
+			errs = append(errs, field.Forbidden(w.SpecPath, detail).WithOrigin(string(id)))
+		}
+	}
+	if len(ids) == 0 {
+		// Unreachable while failedControls mirrors the evaluator; never lose the verdict.
+		errs = append(errs, field.Forbidden(w.SpecPath, fmt.Sprintf("PodSecurity %q: %s", lv.String(), verdict.ForbiddenDetail())))
+	}
+	return errs
+}
+
+// withDefaultVolumeSources returns spec as kube-apiserver stores it where PSA reads it: a
+// volume without a source becomes an emptyDir (SetDefaults_Volume in
+// k8s.io/kubernetes/pkg/apis/core/v1/defaults.go), before admission runs. Admission sees
+// that already; the CLI reads manifests as written. spec itself is returned when nothing
+// changes, else a copy: the workload is never modified.
+func withDefaultVolumeSources(spec *corev1.PodSpec) *corev1.PodSpec {
+	i := slices.IndexFunc(spec.Volumes, func(v corev1.Volume) bool { return v.VolumeSource == (corev1.VolumeSource{}) })
+	if i < 0 {
+		return spec
+	}
+	out := *spec
+	out.Volumes = slices.Clone(spec.Volumes)
+	for j := i; j < len(out.Volumes); j++ {
+		if out.Volumes[j].VolumeSource == (corev1.VolumeSource{}) {
+			out.Volumes[j].EmptyDir = &corev1.EmptyDirVolumeSource{}
+		}
+	}
+	return &out
+}
+
+func containerCount(s *corev1.PodSpec) int {
+	return len(s.InitContainers) + len(s.Containers) + len(s.EphemeralContainers)
+}
+
+// finding is one field a control concerns. container names the container whose field it is
+// ("" for a pod-level field that no single container owns), so that an exception for that
+// container takes it away.
+type finding struct {
+	path      *field.Path
+	container string
+}
+
+// controlProbe gives a field finder the workload and a way to ask PSA whether the control
+// forbids a reduced pod: finders use it where the allowed values depend on the version
+// (capabilities, sysctls, SELinux types, volume types), so that loomguard never restates
+// PSA's lists.
+type controlProbe struct {
+	ps *podSecurityEvaluator
+	id psapolicy.CheckID
+	lv psapi.LevelVersion
+	w  *Workload
+}
+
+// forbids reports whether the control forbids a pod with this metadata and spec at the level.
+func (p *controlProbe) forbids(meta *metav1.ObjectMeta, spec *corev1.PodSpec) bool {
+	for _, r := range p.ps.byCheck[p.id].EvaluatePod(p.lv, meta, spec) {
+		if !r.Allowed {
+			return true
+		}
+	}
+	return false
+}
+
+// forbidsContainer reports whether the control forbids a pod holding only this container
+// (with the pod's OS and host-user settings, which some controls read).
+func (p *controlProbe) forbidsContainer(c corev1.Container) bool {
+	spec := &corev1.PodSpec{OS: p.w.Spec.OS, HostUsers: p.w.Spec.HostUsers, Containers: []corev1.Container{c}}
+	return p.forbids(&metav1.ObjectMeta{}, spec)
+}
+
+// forbidsPodContext reports whether the control forbids a pod with this pod-level security
+// context and no containers.
+func (p *controlProbe) forbidsPodContext(sc *corev1.PodSecurityContext) bool {
+	spec := &corev1.PodSpec{OS: p.w.Spec.OS, HostUsers: p.w.Spec.HostUsers, SecurityContext: sc}
+	return p.forbids(&metav1.ObjectMeta{}, spec)
+}
+
+// containers returns the containers of the workload the policy sees: without those an
+// exception waives for pod-security as a whole.
+func (p *controlProbe) containers() []ContainerRef { return p.w.Containers() }
+
+func (p *controlProbe) podSC() *field.Path { return p.w.SpecPath.Child("securityContext") }
+
+// podSecurityFields maps each PSA check ID to the function that finds the fields it
+// concerns. Each mirrors what its check reads (k8s.io/pod-security-admission/policy/check_*.go);
+// it runs only after PSA found the control failing.
+var podSecurityFields = map[psapolicy.CheckID]func(*controlProbe) []finding{
+	"hostNamespaces": func(p *controlProbe) []finding {
+		var out []finding
+		s := p.w.Spec
+		for _, f := range []struct {
+			name string
+			on   bool
+		}{{"hostNetwork", s.HostNetwork}, {"hostPID", s.HostPID}, {"hostIPC", s.HostIPC}} {
+			if f.on {
+				out = append(out, finding{path: p.w.SpecPath.Child(f.name)})
+			}
+		}
+		return out
+	},
+	"hostPathVolumes": func(p *controlProbe) []finding {
+		var out []finding
+		for i, v := range p.w.Spec.Volumes {
+			if v.HostPath != nil {
+				out = append(out, finding{path: p.w.SpecPath.Child("volumes").Index(i).Child("hostPath")})
+			}
+		}
+		return out
+	},
+	"restrictedVolumes": func(p *controlProbe) []finding {
+		var out []finding
+		for i, v := range p.w.Spec.Volumes {
+			if v.VolumeSource == (corev1.VolumeSource{}) {
+				continue // an emptyDir once the API server has defaulted it
+			}
+			if !p.forbids(&metav1.ObjectMeta{}, &corev1.PodSpec{Volumes: []corev1.Volume{v}}) {
+				continue
+			}
+			path := p.w.SpecPath.Child("volumes").Index(i)
+			if v.HostPath != nil {
+				path = path.Child("hostPath")
+			}
+			out = append(out, finding{path: path})
+		}
+		return out
+	},
+	"hostPorts": func(p *controlProbe) []finding {
+		var out []finding
+		for _, c := range p.containers() {
+			for j, port := range c.Ports {
+				if port.HostPort != 0 {
+					out = append(out, finding{path: c.Path.Child("ports").Index(j).Child("hostPort"), container: c.Name})
+				}
+			}
+		}
+		return out
+	},
+	"hostProbesAndHostLifecycle": func(p *controlProbe) []finding {
+		var out []finding
+		for _, c := range p.containers() {
+			for _, probe := range []struct {
+				name string
+				h    *corev1.Probe
+			}{{"livenessProbe", c.LivenessProbe}, {"readinessProbe", c.ReadinessProbe}, {"startupProbe", c.StartupProbe}} {
+				if probe.h != nil {
+					out = append(out, handlerHosts(c.Path.Child(probe.name), c.Name, probe.h.HTTPGet, probe.h.TCPSocket)...)
+				}
+			}
+			if c.Lifecycle != nil {
+				for _, h := range []struct {
+					name string
+					h    *corev1.LifecycleHandler
+				}{{"postStart", c.Lifecycle.PostStart}, {"preStop", c.Lifecycle.PreStop}} {
+					if h.h != nil {
+						out = append(out, handlerHosts(c.Path.Child("lifecycle", h.name), c.Name, h.h.HTTPGet, h.h.TCPSocket)...)
+					}
+				}
+			}
+		}
+		return out
+	},
+	"privileged": func(p *controlProbe) []finding {
+		return containerFields(p, "privileged", func(sc *corev1.SecurityContext) bool {
+			return sc.Privileged != nil && *sc.Privileged
+		})
+	},
+	"allowPrivilegeEscalation": func(p *controlProbe) []finding {
+		var out []finding
+		for _, c := range p.containers() {
+			if sc := c.SecurityContext; sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+				out = append(out, finding{path: c.Path.Child("securityContext", "allowPrivilegeEscalation"), container: c.Name})
+			}
+		}
+		return out
+	},
+	"capabilities_baseline": func(p *controlProbe) []finding {
+		return forbiddenCapabilities(p)
+	},
+	"capabilities_restricted": func(p *controlProbe) []finding {
+		var out []finding
+		for _, c := range p.containers() {
+			var caps *corev1.Capabilities
+			if c.SecurityContext != nil {
+				caps = c.SecurityContext.Capabilities
+			}
+			if caps == nil || !slices.Contains(caps.Drop, "ALL") {
+				out = append(out, finding{path: c.Path.Child("securityContext", "capabilities", "drop"), container: c.Name})
+			}
+		}
+		return append(out, forbiddenCapabilities(p)...)
+	},
+	"procMount": func(p *controlProbe) []finding {
+		return containerFields(p, "procMount", func(sc *corev1.SecurityContext) bool {
+			return sc.ProcMount != nil && *sc.ProcMount != corev1.DefaultProcMount
+		})
+	},
+	"procMount_restricted": func(p *controlProbe) []finding {
+		return containerFields(p, "procMount", func(sc *corev1.SecurityContext) bool {
+			return sc.ProcMount != nil && *sc.ProcMount != corev1.DefaultProcMount
+		})
+	},
+	"windowsHostProcess": func(p *controlProbe) []finding {
+		var out []finding
+		if sc := p.w.Spec.SecurityContext; sc != nil && sc.WindowsOptions != nil && sc.WindowsOptions.HostProcess != nil && *sc.WindowsOptions.HostProcess {
+			out = append(out, finding{path: p.podSC().Child("windowsOptions", "hostProcess")})
+		}
+		return append(out, containerFields(p, "windowsOptions.hostProcess", func(sc *corev1.SecurityContext) bool {
+			return sc.WindowsOptions != nil && sc.WindowsOptions.HostProcess != nil && *sc.WindowsOptions.HostProcess
+		})...)
+	},
+	"seLinuxOptions": func(p *controlProbe) []finding {
+		var out []finding
+		if sc := p.w.Spec.SecurityContext; sc != nil && sc.SELinuxOptions != nil &&
+			p.forbidsPodContext(&corev1.PodSecurityContext{SELinuxOptions: sc.SELinuxOptions}) {
+			out = append(out, finding{path: p.podSC().Child("seLinuxOptions")})
+		}
+		for _, c := range p.containers() {
+			if sc := c.SecurityContext; sc != nil && sc.SELinuxOptions != nil &&
+				p.forbidsContainer(corev1.Container{Name: c.Name, SecurityContext: &corev1.SecurityContext{SELinuxOptions: sc.SELinuxOptions}}) {
+				out = append(out, finding{path: c.Path.Child("securityContext", "seLinuxOptions"), container: c.Name})
+			}
+		}
+		return out
+	},
+	"sysctls": func(p *controlProbe) []finding {
+		var out []finding
+		sc := p.w.Spec.SecurityContext
+		if sc == nil {
+			return nil
+		}
+		for i, s := range sc.Sysctls {
+			if p.forbidsPodContext(&corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{s}}) {
+				out = append(out, finding{path: p.podSC().Child("sysctls").Index(i)})
+			}
+		}
+		return out
+	},
+	"appArmorProfile": func(p *controlProbe) []finding {
+		var out []finding
+		if sc := p.w.Spec.SecurityContext; sc != nil && sc.AppArmorProfile != nil &&
+			p.forbidsPodContext(&corev1.PodSecurityContext{AppArmorProfile: sc.AppArmorProfile}) {
+			out = append(out, finding{path: p.podSC().Child("appArmorProfile", "type")})
+		}
+		for _, c := range p.containers() {
+			if sc := c.SecurityContext; sc != nil && sc.AppArmorProfile != nil &&
+				p.forbidsContainer(corev1.Container{Name: c.Name, SecurityContext: &corev1.SecurityContext{AppArmorProfile: sc.AppArmorProfile}}) {
+				out = append(out, finding{path: c.Path.Child("securityContext", "appArmorProfile", "type"), container: c.Name})
+			}
+		}
+		return append(out, forbiddenAnnotations(p, corev1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix)...)
+	},
+	"seccompProfile_baseline": func(p *controlProbe) []finding {
+		return seccompFields(p, false)
+	},
+	"seccompProfile_restricted": func(p *controlProbe) []finding {
+		return seccompFields(p, true)
+	},
+	"runAsNonRoot": func(p *controlProbe) []finding {
+		var out []finding
+		podSet, podTrue := false, false
+		if sc := p.w.Spec.SecurityContext; sc != nil && sc.RunAsNonRoot != nil {
+			podSet, podTrue = true, *sc.RunAsNonRoot
+		}
+		if podSet && !podTrue {
+			out = append(out, finding{path: p.podSC().Child("runAsNonRoot")})
+		}
+		for _, c := range p.containers() {
+			switch sc := c.SecurityContext; {
+			case sc != nil && sc.RunAsNonRoot != nil:
+				if !*sc.RunAsNonRoot {
+					out = append(out, finding{path: c.Path.Child("securityContext", "runAsNonRoot"), container: c.Name})
+				}
+			case !podTrue:
+				// Neither the pod nor the container says: the pod-level field is where
+				// one setting covers every container.
+				out = append(out, finding{path: p.podSC().Child("runAsNonRoot"), container: c.Name})
+			}
+		}
+		return out
+	},
+	"runAsUser": func(p *controlProbe) []finding {
+		var out []finding
+		if sc := p.w.Spec.SecurityContext; sc != nil && sc.RunAsUser != nil && *sc.RunAsUser == 0 {
+			out = append(out, finding{path: p.podSC().Child("runAsUser")})
+		}
+		return append(out, containerFields(p, "runAsUser", func(sc *corev1.SecurityContext) bool {
+			return sc.RunAsUser != nil && *sc.RunAsUser == 0
+		})...)
+	},
+}
+
+// containerFields returns the securityContext field (dotted below securityContext) of every
+// container whose security context is bad.
+func containerFields(p *controlProbe, name string, bad func(*corev1.SecurityContext) bool) []finding {
+	var out []finding
+	for _, c := range p.containers() {
+		if c.SecurityContext != nil && bad(c.SecurityContext) {
+			path := c.Path.Child("securityContext")
+			for _, part := range strings.Split(name, ".") {
+				path = path.Child(part)
+			}
+			out = append(out, finding{path: path, container: c.Name})
+		}
+	}
+	return out
+}
+
+// forbiddenCapabilities returns capabilities.add[i] of each added capability the control forbids.
+func forbiddenCapabilities(p *controlProbe) []finding {
+	var out []finding
+	for _, c := range p.containers() {
+		if c.SecurityContext == nil || c.SecurityContext.Capabilities == nil {
+			continue
+		}
+		for i, capability := range c.SecurityContext.Capabilities.Add {
+			probe := corev1.Container{Name: c.Name, SecurityContext: &corev1.SecurityContext{
+				Capabilities: &corev1.Capabilities{Add: []corev1.Capability{capability}, Drop: []corev1.Capability{"ALL"}},
+			}}
+			if p.forbidsContainer(probe) {
+				out = append(out, finding{path: c.Path.Child("securityContext", "capabilities", "add").Index(i), container: c.Name})
+			}
+		}
+	}
+	return out
+}
+
+// handlerHosts returns the host fields of a probe's or lifecycle hook's handlers that are set.
+func handlerHosts(path *field.Path, container string, http *corev1.HTTPGetAction, tcp *corev1.TCPSocketAction) []finding {
+	var out []finding
+	if http != nil && http.Host != "" {
+		out = append(out, finding{path: path.Child("httpGet", "host"), container: container})
+	}
+	if tcp != nil && tcp.Host != "" {
+		out = append(out, finding{path: path.Child("tcpSocket", "host"), container: container})
+	}
+	return out
+}
+
+// forbiddenAnnotations returns the pod template annotations under prefix (the pod-wide key
+// prefix without a container suffix, or prefix+container) whose value the control forbids.
+func forbiddenAnnotations(p *controlProbe, prefixes ...string) []finding {
+	var out []finding
+	keys := make([]string, 0, len(p.w.Template.Annotations))
+	for k := range p.w.Template.Annotations {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		for _, prefix := range prefixes {
+			if !strings.HasPrefix(k, prefix) {
+				continue
+			}
+			container := strings.TrimPrefix(k, prefix)
+			var spec corev1.PodSpec
+			if container != "" {
+				spec.Containers = []corev1.Container{{Name: container}}
+			}
+			if p.forbids(&metav1.ObjectMeta{Annotations: map[string]string{k: p.w.Template.Annotations[k]}}, &spec) {
+				out = append(out, finding{path: p.w.TemplatePath.Child("annotations").Key(k), container: container})
+			}
+		}
+	}
+	return out
+}
+
+// seccompFields finds seccomp profiles the control forbids: the pre-1.19 annotations, an
+// explicit type other than RuntimeDefault or Localhost, and (restricted only) containers for
+// which neither they nor the pod set one, reported at the pod's field, where one setting
+// covers them all.
+func seccompFields(p *controlProbe, restricted bool) []finding {
+	out := forbiddenAnnotations(p, corev1.SeccompPodAnnotationKey, corev1.SeccompContainerAnnotationKeyPrefix)
+	podValid := false
+	if sc := p.w.Spec.SecurityContext; sc != nil && sc.SeccompProfile != nil {
+		podValid = validSeccompType(sc.SeccompProfile.Type)
+		if !podValid && p.forbidsPodContext(&corev1.PodSecurityContext{SeccompProfile: sc.SeccompProfile}) {
+			out = append(out, finding{path: p.podSC().Child("seccompProfile", "type")})
+		}
+	}
+	for _, c := range p.containers() {
+		switch sc := c.SecurityContext; {
+		case sc != nil && sc.SeccompProfile != nil:
+			if !validSeccompType(sc.SeccompProfile.Type) &&
+				p.forbidsContainer(corev1.Container{Name: c.Name, SecurityContext: &corev1.SecurityContext{SeccompProfile: sc.SeccompProfile}}) {
+				out = append(out, finding{path: c.Path.Child("securityContext", "seccompProfile", "type"), container: c.Name})
+			}
+		case restricted && !podValid:
+			out = append(out, finding{path: p.podSC().Child("seccompProfile"), container: c.Name})
+		}
+	}
+	return out
+}
+
+// validSeccompType reports whether a seccomp profile type confines the container, as the
+// Pod Security Standards require (RuntimeDefault or Localhost).
+func validSeccompType(t corev1.SeccompProfileType) bool {
+	return t == corev1.SeccompProfileTypeRuntimeDefault || t == corev1.SeccompProfileTypeLocalhost
+}
