@@ -40,7 +40,12 @@ func podSecurity(cfg PodSecurityConfig) Policy {
 	lv := cfg.PodSecurityLevel.levelVersion()
 	return Policy{
 		Fields: []string{
-			"the fields of the Pod Security Standards: host namespaces, volumes, host ports and probe hosts, securityContext of the pod and every container, sysctls, AppArmor and seccomp annotations",
+			"hostNetwork", "hostPID", "hostIPC", "volumes[*]",
+			"securityContext.{runAsNonRoot,runAsUser,seccompProfile,seLinuxOptions,appArmorProfile,sysctls,windowsOptions.hostProcess}",
+			"{initContainers,containers,ephemeralContainers}[*].securityContext.{privileged,allowPrivilegeEscalation,capabilities,runAsNonRoot,runAsUser,seccompProfile,seLinuxOptions,appArmorProfile,procMount,windowsOptions.hostProcess}",
+			"{initContainers,containers,ephemeralContainers}[*].ports[*].hostPort",
+			"{initContainers,containers,ephemeralContainers}[*].{livenessProbe,readinessProbe,startupProbe,lifecycle.postStart,lifecycle.preStop}.{httpGet,tcpSocket}.host",
+			"spec.template.metadata.annotations (seccomp and AppArmor annotations)",
 		},
 		Check: func(w *Workload) field.ErrorList {
 			return ps.check(w, lv)
