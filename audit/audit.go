@@ -83,13 +83,13 @@ type Result struct {
 // Finished is when the run ended.
 func (r *Result) Finished() time.Time { return r.Started.Add(r.Duration) }
 
-// Violations counts the violations by policy, action and namespace.
+// Violations counts the violations by policy, control, action and namespace.
 func (r *Result) Violations() map[ViolationKey]int {
 	out := map[ViolationKey]int{}
 	for i := range r.Workloads {
 		w := &r.Workloads[i]
 		for _, v := range w.Report.Violations {
-			out[ViolationKey{Policy: v.Policy, Action: string(v.Action), Namespace: w.Ref.Namespace}]++
+			out[ViolationKey{Policy: v.Policy, Control: Control(v), Action: string(v.Action), Namespace: w.Ref.Namespace}]++
 		}
 	}
 	return out
@@ -97,7 +97,17 @@ func (r *Result) Violations() map[ViolationKey]int {
 
 // ViolationKey is the label set of one loomguard_audit_violations series.
 type ViolationKey struct {
-	Policy, Action, Namespace string
+	Policy, Control, Action, Namespace string
+}
+
+// Control returns the Pod Security Standards control (a PSA check ID, such as
+// hostPathVolumes) of a pod-security violation, and "" for every other policy. The set is
+// bounded by PSA's check list, so it may be a metric label.
+func Control(v policies.Violation) string {
+	if v.Policy != policies.PodSecurityID || v.Error == nil {
+		return ""
+	}
+	return v.Origin
 }
 
 // Kinds lists the audited workload kinds in the order they are listed and reported:

@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/loomguard/loomguard/policies"
 )
@@ -314,13 +315,15 @@ func TestRunFailsAsAWhole(t *testing.T) {
 func TestRunViolations(t *testing.T) {
 	res := &Result{Workloads: []Workload{
 		{Ref: corev1.ObjectReference{Namespace: "a"}, Report: report("image-tag=enforce", "image-tag=enforce", "health-probes=warn")},
-		{Ref: corev1.ObjectReference{Namespace: "b"}, Report: report("image-tag=enforce")},
+		{Ref: corev1.ObjectReference{Namespace: "b"}, Report: report("image-tag=enforce", "pod-security/hostPathVolumes=enforce", "pod-security/hostPathVolumes=enforce", "pod-security/sysctls=warn")},
 		{Ref: corev1.ObjectReference{Namespace: "b"}},
 	}}
 	want := map[ViolationKey]int{
-		{Policy: "image-tag", Action: "enforce", Namespace: "a"}:  2,
-		{Policy: "health-probes", Action: "warn", Namespace: "a"}: 1,
-		{Policy: "image-tag", Action: "enforce", Namespace: "b"}:  1,
+		{Policy: "pod-security", Control: "hostPathVolumes", Action: "enforce", Namespace: "b"}: 2,
+		{Policy: "pod-security", Control: "sysctls", Action: "warn", Namespace: "b"}:            1,
+		{Policy: "image-tag", Action: "enforce", Namespace: "a"}:                                2,
+		{Policy: "health-probes", Action: "warn", Namespace: "a"}:                               1,
+		{Policy: "image-tag", Action: "enforce", Namespace: "b"}:                                1,
 	}
 	got := res.Violations()
 	if len(got) != len(want) {
@@ -333,7 +336,8 @@ func TestRunViolations(t *testing.T) {
 	}
 }
 
-// report builds a report from "policy=action" strings.
+// report builds a report from "policy=action" strings; "pod-security/<control>=action"
+// gives a pod-security violation of that control.
 func report(violations ...string) policies.Report {
 	var r policies.Report
 	for _, v := range violations {
@@ -341,7 +345,12 @@ func report(violations ...string) policies.Report {
 			continue
 		}
 		p, a, _ := strings.Cut(v, "=")
-		r.Violations = append(r.Violations, policies.Violation{Policy: p, Action: policies.Action(a), Error: nil})
+		p, control, _ := strings.Cut(p, "/")
+		var err *field.Error
+		if control != "" {
+			err = field.Forbidden(field.NewPath("spec"), "").WithOrigin(control)
+		}
+		r.Violations = append(r.Violations, policies.Violation{Policy: p, Action: policies.Action(a), Error: err})
 	}
 	return r
 }

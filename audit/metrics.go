@@ -25,8 +25,10 @@ const DefaultMaxNamespaces = 100
 // this process completes a run (a replica that is not the leader), the run's gauges have
 // no series at all; loomguard_audit_leader says which replica audits.
 //
-//   - loomguard_audit_violations{policy,action,namespace}: violations found by the last
-//     complete run (namespaces beyond the cap are summed under namespace="_other");
+//   - loomguard_audit_violations{policy,control,action,namespace}: violations found by the
+//     last complete run (namespaces beyond the cap are summed under namespace="_other");
+//     control is the Pod Security Standards control of a pod-security violation (one of
+//     PSA's check IDs, a bounded set) and "" for every other policy;
 //   - loomguard_audit_workloads{kind}: top-level workloads evaluated by it;
 //   - loomguard_audit_last_run_timestamp_seconds: when it finished;
 //   - loomguard_audit_duration_seconds: how long it took. A gauge, not a histogram: runs
@@ -136,7 +138,7 @@ type snapshot struct {
 
 // capNamespaces turns violation counts into samples, keeping the namespace label of the
 // limit namespaces with the most violations (ties by name) and summing the others under
-// OtherNamespace. The samples are sorted by namespace, policy and action.
+// OtherNamespace. The samples are sorted by namespace, policy, control and action.
 func capNamespaces(counts map[ViolationKey]int, limit int) []violationCount {
 	totals := map[string]int{}
 	for k, n := range counts {
@@ -171,7 +173,7 @@ func capNamespaces(counts map[ViolationKey]int, limit int) []violationCount {
 		out = append(out, violationCount{ViolationKey: k, n: float64(n)})
 	}
 	slices.SortFunc(out, func(a, b violationCount) int {
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Policy, b.Policy), cmp.Compare(a.Action, b.Action))
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Policy, b.Policy), cmp.Compare(a.Control, b.Control), cmp.Compare(a.Action, b.Action))
 	})
 	return out
 }
@@ -188,9 +190,10 @@ type snapshotCollector struct {
 func newSnapshotCollector() *snapshotCollector {
 	return &snapshotCollector{
 		violations: prometheus.NewDesc("loomguard_audit_violations",
-			"Policy violations of running workloads found by the last complete audit, by policy, the action in force and namespace "+
+			"Policy violations of running workloads found by the last complete audit, by policy, Pod Security Standards control "+
+				"(pod-security only, else empty), the action in force and namespace "+
 				"(namespaces beyond --audit-max-namespaces are summed under namespace=\"_other\").",
-			[]string{"policy", "action", "namespace"}, nil),
+			[]string{"policy", "control", "action", "namespace"}, nil),
 		workloads: prometheus.NewDesc("loomguard_audit_workloads",
 			"Top-level workloads evaluated by the last complete audit, by kind (objects an audited controller owns are counted at that controller).",
 			[]string{"kind"}, nil),
@@ -214,7 +217,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for _, v := range s.violations {
-		ch <- prometheus.MustNewConstMetric(c.violations, prometheus.GaugeValue, v.n, v.Policy, v.Action, v.Namespace)
+		ch <- prometheus.MustNewConstMetric(c.violations, prometheus.GaugeValue, v.n, v.Policy, v.Control, v.Action, v.Namespace)
 	}
 	for _, w := range s.workloads {
 		ch <- prometheus.MustNewConstMetric(c.workloads, prometheus.GaugeValue, w.n, w.kind)

@@ -26,7 +26,7 @@ func exposition(violations []string, workloads map[string]int, finished time.Tim
 	b.WriteString("# HELP loomguard_audit_last_run_timestamp_seconds When the last complete audit finished, in Unix seconds.\n# TYPE loomguard_audit_last_run_timestamp_seconds gauge\n")
 	fmt.Fprintf(&b, "loomguard_audit_last_run_timestamp_seconds %g\n", float64(finished.Unix()))
 	if len(violations) > 0 {
-		b.WriteString(`# HELP loomguard_audit_violations Policy violations of running workloads found by the last complete audit, by policy, the action in force and namespace (namespaces beyond --audit-max-namespaces are summed under namespace="_other").` + "\n# TYPE loomguard_audit_violations gauge\n")
+		b.WriteString(`# HELP loomguard_audit_violations Policy violations of running workloads found by the last complete audit, by policy, Pod Security Standards control (pod-security only, else empty), the action in force and namespace (namespaces beyond --audit-max-namespaces are summed under namespace="_other").` + "\n# TYPE loomguard_audit_violations gauge\n")
 		for _, v := range violations {
 			b.WriteString("loomguard_audit_violations" + v + "\n")
 		}
@@ -66,12 +66,15 @@ func TestMetricsPublishReplacesSnapshot(t *testing.T) {
 	}
 	t1 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	m.Publish(result(t1, 1500*time.Millisecond,
-		"apps:image-tag=enforce", "apps:image-tag=enforce", "apps:health-probes=warn", "batch:image-tag=enforce"))
+		"apps:image-tag=enforce", "apps:image-tag=enforce", "apps:health-probes=warn", "batch:image-tag=enforce",
+		"apps:pod-security/hostPathVolumes=enforce", "apps:pod-security/hostPathVolumes=enforce", "apps:pod-security/sysctls=enforce"))
 	want := exposition([]string{
-		`{action="warn",namespace="apps",policy="health-probes"} 1`,
-		`{action="enforce",namespace="apps",policy="image-tag"} 2`,
-		`{action="enforce",namespace="batch",policy="image-tag"} 1`,
-	}, map[string]int{"Deployment": 4}, t1, 1.5)
+		`{action="warn",control="",namespace="apps",policy="health-probes"} 1`,
+		`{action="enforce",control="",namespace="apps",policy="image-tag"} 2`,
+		`{action="enforce",control="hostPathVolumes",namespace="apps",policy="pod-security"} 2`,
+		`{action="enforce",control="sysctls",namespace="apps",policy="pod-security"} 1`,
+		`{action="enforce",control="",namespace="batch",policy="image-tag"} 1`,
+	}, map[string]int{"Deployment": 7}, t1, 1.5)
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), auditGauges...); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +83,7 @@ func TestMetricsPublishReplacesSnapshot(t *testing.T) {
 	t2 := t1.Add(time.Minute)
 	m.Publish(result(t2, 2*time.Second, "apps:image-tag=enforce", "apps:image-tag=enforce", "batch:"))
 	want = exposition([]string{
-		`{action="enforce",namespace="apps",policy="image-tag"} 2`,
+		`{action="enforce",control="",namespace="apps",policy="image-tag"} 2`,
 	}, map[string]int{"Deployment": 3}, t2, 2)
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), auditGauges...); err != nil {
 		t.Fatal(err)

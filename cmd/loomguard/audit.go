@@ -46,7 +46,9 @@ cross-object policies (pod-disruption-budget, network-policy) see the cluster's
 PodDisruptionBudgets and NetworkPolicies.
 
 With --config, the audit answers "what would this config deny?" before it is rolled out:
-it evaluates with that file instead of the built-in Loom defaults.
+it evaluates with that file instead of the built-in Loom defaults. For instance, which
+running workloads would pod-security deny at restricted, or at a newer version
+(policies: {pod-security: {level: restricted, version: latest}})?
 
 Results name the source "cluster" and document 0; every other field of the JSON, SARIF
 and JUnit reports is check's. Nothing is printed on stdout when the cluster cannot be
@@ -61,6 +63,7 @@ daemonsets, replicasets, jobs, cronjobs, poddisruptionbudgets and networkpolicie
 		examples: `  loomguard audit
   loomguard audit --context prod -n loom -o json
   loomguard audit --config new-loomguard.yaml     # what would the new config deny?
+  loomguard audit --config restricted.yaml        # e.g. pod-security: {level: restricted}
   loomguard audit -o junit > audit-junit.xml`,
 	}, stderr)
 	kubeconfig := f.String("kubeconfig", "", "kubeconfig `FILE` (default: KUBECONFIG, ~/.kube/config, else the in-cluster config)")

@@ -83,6 +83,8 @@ func TestAuditGolden(t *testing.T) {
 		{name: "audit-namespace", ext: "json", args: []string{"-n", "loom", "-o", "json"}, code: 0},
 		// What would enforcing health probes and high availability deny?
 		{name: "audit-what-if", ext: "txt", args: []string{"-n", "loom", "--config", "testdata/config/what-if.yaml"}, code: 1},
+		// What would pod-security at restricted deny?
+		{name: "audit-what-if-restricted", ext: "txt", args: []string{"--config", "testdata/config/what-if-restricted.yaml"}, code: 1},
 		{name: "audit-config-broken", ext: "txt", args: []string{"--config", "testdata/config/broken.yaml"}, code: 2},
 		{name: "audit-connect-error", ext: "txt", args: []string{"--kubeconfig", "missing"}, code: 2},
 		{name: "audit-list-error", ext: "txt", args: []string{"-o", "json"}, code: 2,
