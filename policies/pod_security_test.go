@@ -137,7 +137,7 @@ func TestPodSecurityFields(t *testing.T) {
 				return catalogDeployment(t, func(d *appsv1.Deployment) {
 					d.Spec.Template.Annotations = map[string]string{
 						corev1.SeccompContainerAnnotationKeyPrefix + "loom": "unconfined",
-						corev1.SeccompPodAnnotationKey:                     "runtime/default",
+						corev1.SeccompPodAnnotationKey:                      "runtime/default",
 					}
 				})
 			},
