@@ -30,7 +30,9 @@ import (
 //   - per-namespace level and version (namespaces[].podSecurity), and governed exceptions per
 //     control (exceptions[].controls) and per container where a control reads containers;
 //   - a field that another enabled loomguard policy already reports is reported once: the
-//     engine keeps one violation per field (see Engine.Evaluate).
+//     engine keeps one violation per field (see Engine.Evaluate);
+//   - the pod spec is judged as the API server stores it (asStored), so that `loomguard
+//     check` on a manifest and admission of the object agree.
 //
 // The policy has no fix of its own: the Loom policies' fixes (run-as-non-root,
 // no-privilege-escalation, drop-all-capabilities, seccomp-profile) set every field restricted
@@ -224,7 +226,7 @@ func (ps *podSecurityEvaluator) check(w *Workload, lv psapi.LevelVersion) field.
 	if lv.Level == psapi.LevelPrivileged {
 		return nil
 	}
-	spec := withDefaultVolumeSources(w.Spec)
+	spec := asStored(w.Spec)
 	verdict := psapolicy.AggregateCheckResults(ps.all.EvaluatePod(lv, w.Template, spec))
 	if verdict.Allowed {
 		return nil
@@ -276,24 +278,50 @@ func (ps *podSecurityEvaluator) check(w *Workload, lv psapi.LevelVersion) field.
 	return errs
 }
 
-// withDefaultVolumeSources returns spec as kube-apiserver stores it where PSA reads it: a
-// volume without a source becomes an emptyDir (SetDefaults_Volume in
-// k8s.io/kubernetes/pkg/apis/core/v1/defaults.go), before admission runs. Admission sees
-// that already; the CLI reads manifests as written. spec itself is returned when nothing
-// changes, else a copy: the workload is never modified.
-func withDefaultVolumeSources(spec *corev1.PodSpec) *corev1.PodSpec {
-	i := slices.IndexFunc(spec.Volumes, func(v corev1.Volume) bool { return v.VolumeSource == (corev1.VolumeSource{}) })
-	if i < 0 {
+// asStored returns spec as kube-apiserver stores it where PSA's checks read it (see
+// docs/api-server.md; SetDefaults_Volume and defaultHostNetworkPorts in k8s.io/kubernetes
+// pkg/apis/core/v1/defaults.go): a volume without a source becomes an emptyDir, and under
+// hostNetwork an unset hostPort of a regular or init container becomes its containerPort.
+// Admission sees a Pod so already; the CLI reads manifests as written, and a template's Pods
+// will be defaulted as Pods. spec itself is returned when nothing changes, else a copy: the
+// workload is never modified.
+func asStored(spec *corev1.PodSpec) *corev1.PodSpec {
+	noSource := func(v corev1.Volume) bool { return v.VolumeSource == (corev1.VolumeSource{}) }
+	unsetPort := func(c corev1.Container) bool {
+		return slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.HostPort == 0 })
+	}
+	volumes := slices.ContainsFunc(spec.Volumes, noSource)
+	ports := spec.HostNetwork && (slices.ContainsFunc(spec.Containers, unsetPort) || slices.ContainsFunc(spec.InitContainers, unsetPort))
+	if !volumes && !ports {
 		return spec
 	}
 	out := *spec
-	out.Volumes = slices.Clone(spec.Volumes)
-	for j := i; j < len(out.Volumes); j++ {
-		if out.Volumes[j].VolumeSource == (corev1.VolumeSource{}) {
-			out.Volumes[j].EmptyDir = &corev1.EmptyDirVolumeSource{}
+	if volumes {
+		out.Volumes = slices.Clone(spec.Volumes)
+		for i := range out.Volumes {
+			if noSource(out.Volumes[i]) {
+				out.Volumes[i].EmptyDir = &corev1.EmptyDirVolumeSource{}
+			}
 		}
 	}
+	if ports {
+		out.Containers, out.InitContainers = hostNetworkPorts(spec.Containers), hostNetworkPorts(spec.InitContainers)
+	}
 	return &out
+}
+
+// hostNetworkPorts returns a copy of containers whose unset hostPorts are their containerPorts.
+func hostNetworkPorts(containers []corev1.Container) []corev1.Container {
+	out := slices.Clone(containers)
+	for i := range out {
+		out[i].Ports = slices.Clone(out[i].Ports)
+		for j := range out[i].Ports {
+			if out[i].Ports[j].HostPort == 0 {
+				out[i].Ports[j].HostPort = out[i].Ports[j].ContainerPort
+			}
+		}
+	}
+	return out
 }
 
 func containerCount(s *corev1.PodSpec) int {
@@ -396,7 +424,7 @@ var podSecurityFields = map[psapolicy.CheckID]func(*controlProbe) []finding{
 		var out []finding
 		for _, c := range p.containers() {
 			for j, port := range c.Ports {
-				if port.HostPort != 0 {
+				if port.HostPort != 0 || (p.w.Spec.HostNetwork && c.Kind != Ephemeral) { // see asStored
 					out = append(out, finding{path: c.Path.Child("ports").Index(j).Child("hostPort"), container: c.Name})
 				}
 			}

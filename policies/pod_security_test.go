@@ -196,6 +196,18 @@ func TestPodSecurityFields(t *testing.T) {
 			},
 		},
 		{
+			name: "under hostNetwork an unset hostPort is the containerPort the API server stores", level: "baseline", version: "latest",
+			obj: func(t *testing.T) runtime.Object {
+				return catalogPod(t, func(p *corev1.Pod) {
+					p.Spec.HostNetwork = true
+					p.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+						Name: "debug", Image: "busybox:1.37", Ports: []corev1.ContainerPort{{ContainerPort: 9000}},
+					}}}
+				})
+			},
+			want: []string{"hostNamespaces spec.hostNetwork", "hostPorts spec.containers[0].ports[0].hostPort"},
+		},
+		{
 			name: "privileged level checks nothing", level: "privileged", version: "latest",
 			obj: func(t *testing.T) runtime.Object {
 				return catalogDeployment(t, bareContainer, func(d *appsv1.Deployment) { d.Spec.Template.Spec.HostNetwork = true })
@@ -405,6 +417,7 @@ func TestPodSecurityOneViolationPerField(t *testing.T) {
 			[]string{
 				"no-privilege-escalation enforce spec.template.spec.containers[0].securityContext.allowPrivilegeEscalation",
 				"host-isolation enforce spec.template.spec.hostNetwork",
+				"host-isolation enforce spec.template.spec.containers[0].ports[0].hostPort",
 			},
 		},
 		{
@@ -412,6 +425,7 @@ func TestPodSecurityOneViolationPerField(t *testing.T) {
 			"policies:\n  pod-security: {level: restricted}\n  no-privilege-escalation: {action: audit}\n",
 			[]string{
 				"host-isolation enforce spec.template.spec.hostNetwork",
+				"host-isolation enforce spec.template.spec.containers[0].ports[0].hostPort",
 				"pod-security enforce spec.template.spec.containers[0].securityContext.allowPrivilegeEscalation",
 			},
 		},
@@ -420,7 +434,9 @@ func TestPodSecurityOneViolationPerField(t *testing.T) {
 			"policies:\n  pod-security: {level: restricted}\n  host-isolation: {action: \"off\"}\n",
 			[]string{
 				"no-privilege-escalation enforce spec.template.spec.containers[0].securityContext.allowPrivilegeEscalation",
+				// Under hostNetwork the API server stores the containerPort as hostPort.
 				"pod-security enforce spec.template.spec.hostNetwork",
+				"pod-security enforce spec.template.spec.containers[0].ports[0].hostPort",
 			},
 		},
 	} {
