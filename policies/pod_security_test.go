@@ -218,7 +218,7 @@ func TestPodSecurityFields(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := podSecurityEngine(t, tt.level, tt.version)
 			w, _ := NewWorkload(tt.obj(t))
-			r := e.Evaluate(w)
+			r := e.Evaluate(w, w.Meta.Namespace)
 			if got := podSecurityFindings(r); !slices.Equal(got, tt.want) {
 				t.Errorf("got  %q\nwant %q", got, tt.want)
 			}
@@ -258,9 +258,10 @@ namespaces:
 	if err != nil {
 		t.Fatal(err)
 	}
-	probeHost := func(ns string) *Workload {
+	// The object says namespace loom; the namespace it is evaluated in (the admission
+	// request's) decides.
+	probeHost := func() *Workload {
 		w, _ := NewWorkload(catalogDeployment(t, bareContainer, func(d *appsv1.Deployment) {
-			d.Namespace = ns
 			d.Spec.Template.Spec.Containers[0].ReadinessProbe.HTTPGet.Host = "10.0.0.1"
 		}))
 		return w
@@ -284,7 +285,7 @@ namespaces:
 			"seccompProfile_restricted spec.template.spec.securityContext.seccompProfile",
 		},
 	} {
-		if got := podSecurityFindings(e.Evaluate(probeHost(ns))); !slices.Equal(got, want) {
+		if got := podSecurityFindings(e.Evaluate(probeHost(), ns)); !slices.Equal(got, want) {
 			t.Errorf("namespace %s: got %q, want %q", ns, got, want)
 		}
 	}
@@ -340,7 +341,7 @@ exceptions:
 			s.Volumes = append(s.Volumes, corev1.Volume{Name: "logs", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/log"}}})
 			s.SecurityContext.Sysctls = []corev1.Sysctl{{Name: "kernel.msgmax", Value: "65536"}}
 		}))
-	r := e.Evaluate(w)
+	r := e.Evaluate(w, w.Meta.Namespace)
 	want := []string{
 		"sysctls spec.template.spec.securityContext.sysctls[0]",
 		"capabilities_restricted spec.template.spec.containers[2].securityContext.capabilities.add[0]",
@@ -450,7 +451,7 @@ func TestPodSecurityOneViolationPerField(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got []string
-			for _, v := range e.Evaluate(obj()).Violations {
+			for _, v := range e.Evaluate(obj(), "loom").Violations {
 				got = append(got, v.Policy+" "+string(v.Action)+" "+v.Field)
 			}
 			if !slices.Equal(got, tt.want) {
@@ -494,10 +495,10 @@ func TestPodSecurityFixesReachRestricted(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			w, _ := NewWorkload(catalogDeployment(t, tt.edit))
-			e.Mutate(w)
+			e.Mutate(w, w.Meta.Namespace)
 			// The Loom policies report these fields too; turn them off to see pod-security's view.
 			ps := podSecurityEngine(t, "restricted", "latest")
-			if got := podSecurityFindings(ps.Evaluate(w)); !slices.Equal(got, tt.want) {
+			if got := podSecurityFindings(ps.Evaluate(w, w.Meta.Namespace)); !slices.Equal(got, tt.want) {
 				t.Errorf("after Mutate: got %q, want %q", got, tt.want)
 			}
 		})
