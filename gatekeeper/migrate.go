@@ -338,6 +338,9 @@ func buildConfig(all []*mapped, exempt []Exemption, mutators []mutatorObj, opts 
 					mu.apply(&cfg.Policies)
 				}
 				m.Note = fmt.Sprintf("carried over: %s's fix sets it where %s is enforced or warned", mu.policy, mu.policy)
+				if len(mu.scoped) > 0 {
+					m.Note += fmt.Sprintf("; its %s is not: loomguard fixes wherever the policy is enforced or warned", strings.Join(mu.scoped, ", "))
+				}
 			} else {
 				m.Policy = ""
 				m.Note = fmt.Sprintf("not carried over: %s's fix would set it, but loomguard fixes only where the policy is enforced or warned, and no Constraint enforces %s", mu.policy, mu.policy)

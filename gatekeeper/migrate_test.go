@@ -512,7 +512,7 @@ func TestMutators(t *testing.T) {
 	}
 	doc := constraint("K8sPSPAllowPrivilegeEscalationContainer", "") + "---\n" +
 		strings.Replace(constraint("K8sPSPAllowedUsers", `{runAsUser: {rule: MustRunAsNonRoot}}`), "name: c", "name: users", 1) + "---\n" +
-		assign("ape", "spec.containers[name:*].securityContext.allowPrivilegeEscalation", "false") + "---\n" +
+		assign("ape", "spec.containers[name:*].securityContext.allowPrivilegeEscalation", "false") + "  match: {namespaces: [web]}\n---\n" +
 		assign("uid", "spec.template.spec.securityContext.runAsUser", "2000") + "---\n" +
 		assign("ro", "spec.containers[name:*].securityContext.readOnlyRootFilesystem", "true") + "---\n" +
 		assign("other", "spec.dnsPolicy", "Default") + "---\n" +
@@ -532,7 +532,7 @@ func TestMutators(t *testing.T) {
 	for _, m := range res.Report.Mutators {
 		notes[m.Name] = m.Note
 	}
-	for name, want := range map[string]string{"ape": "carried over", "uid": "carried over", "ro": "no Constraint enforces",
+	for name, want := range map[string]string{"ape": "its match.namespaces is not", "uid": "carried over", "ro": "no Constraint enforces",
 		"other": "no loomguard fix sets", "meta": "never invent"} {
 		if !strings.Contains(notes[name], want) {
 			t.Errorf("%s: %q, want it to contain %q", name, notes[name], want)

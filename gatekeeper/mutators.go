@@ -17,7 +17,9 @@ type mutatorObj struct {
 	source, kind, name, location string
 	policy                       string // "" when no fix does the same
 	note                         string
-	apply                        func(*policies.PolicyConfigs)
+	// scoped lists the match clauses that limit where the mutator applies.
+	scoped []string
+	apply  func(*policies.PolicyConfigs)
 }
 
 // podSpecPrefix matches the pod spec in an Assign location: of a Pod, of a workload's
@@ -54,6 +56,13 @@ func parseMutator(o Object) (mutatorObj, field.ErrorList) {
 	mu.policy, mu.apply = fixFor(podSpecPrefix.ReplaceAllString(loc, ""), value)
 	if mu.policy == "" {
 		mu.note = fmt.Sprintf("not carried over: no loomguard fix sets %s to %v", loc, value)
+	}
+	if m, ok, _ := unstructured.NestedMap(u.Object, "spec", "match"); ok {
+		for _, k := range []string{"namespaces", "excludedNamespaces", "labelSelector", "namespaceSelector", "name"} {
+			if m[k] != nil {
+				mu.scoped = append(mu.scoped, "match."+k)
+			}
+		}
 	}
 	return mu, nil
 }
