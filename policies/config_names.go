@@ -32,6 +32,22 @@ func validateLabelValue(p *field.Path, value string) field.ErrorList {
 	return errs
 }
 
+// validateWorkloadLabel reports a label and values that cannot select the workloads a
+// policy applies to (fldPath.label, fldPath.values): high-availability's and
+// pod-disruption-budget's.
+func validateWorkloadLabel(fldPath *field.Path, label string, values []string) field.ErrorList {
+	var errs field.ErrorList
+	if label == "" {
+		errs = append(errs, field.Required(fldPath.Child("label"), "the label that marks production workloads"))
+	} else {
+		errs = append(errs, validateLabelKey(fldPath.Child("label"), label)...)
+	}
+	for i, v := range values {
+		errs = append(errs, validateLabelValue(fldPath.Child("values").Index(i), v)...)
+	}
+	return errs
+}
+
 // validateNamespaceName reports a name that is not a namespace name (a DNS-1123 label).
 func validateNamespaceName(p *field.Path, name string) field.ErrorList {
 	if name == "" {

@@ -81,14 +81,5 @@ func (c *HighAvailabilityConfig) Validate(fldPath *field.Path) field.ErrorList {
 	if c.SpreadFromReplicas < 0 {
 		errs = append(errs, field.Invalid(fldPath.Child("spreadFromReplicas"), c.SpreadFromReplicas, "must be 0 (never required) or positive"))
 	}
-	if c.Label == "" {
-		errs = append(errs, field.Required(fldPath.Child("label"), "the label that marks production workloads"))
-	}
-	if c.Label != "" {
-		errs = append(errs, validateLabelKey(fldPath.Child("label"), c.Label)...)
-	}
-	for i, v := range c.Values {
-		errs = append(errs, validateLabelValue(fldPath.Child("values").Index(i), v)...)
-	}
-	return errs
+	return append(errs, validateWorkloadLabel(fldPath, c.Label, c.Values)...)
 }

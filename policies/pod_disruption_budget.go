@@ -78,14 +78,5 @@ func (c *PodDisruptionBudgetConfig) Validate(fldPath *field.Path) field.ErrorLis
 	if c.MinReplicas < 1 {
 		errs = append(errs, field.Invalid(fldPath.Child("minReplicas"), c.MinReplicas, "must be at least 1"))
 	}
-	if c.Label == "" {
-		errs = append(errs, field.Required(fldPath.Child("label"), "the label that marks production workloads"))
-	}
-	if c.Label != "" {
-		errs = append(errs, validateLabelKey(fldPath.Child("label"), c.Label)...)
-	}
-	for i, v := range c.Values {
-		errs = append(errs, validateLabelValue(fldPath.Child("values").Index(i), v)...)
-	}
-	return errs
+	return append(errs, validateWorkloadLabel(fldPath, c.Label, c.Values)...)
 }

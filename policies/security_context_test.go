@@ -203,18 +203,6 @@ func secCtxRun(t *testing.T, p Policy, cases []secCtxCase) {
 	}
 }
 
-// secCtxDefaultPolicy returns the policy of the default config with the given ID.
-func secCtxDefaultPolicy(t testing.TB, id string) Policy {
-	t.Helper()
-	for _, p := range Catalog(DefaultConfig()) {
-		if p.ID == id {
-			return p
-		}
-	}
-	t.Fatalf("no policy %s", id)
-	return Policy{}
-}
-
 // TestSecCtxPassingPathAllocs checks that the security-context policies allocate nothing
 // on a compliant workload, so that they stay within the engine's allocation budget.
 func TestSecCtxPassingPathAllocs(t *testing.T) {
@@ -225,7 +213,7 @@ func TestSecCtxPassingPathAllocs(t *testing.T) {
 		"run-as-non-root", "no-privilege-escalation", "drop-all-capabilities", "read-only-root-filesystem",
 		"writable-paths", "seccomp-profile", "host-isolation",
 	} {
-		p := secCtxDefaultPolicy(t, id)
+		p := catalogPolicy(t, id)
 		if errs := p.Check(w); len(errs) > 0 {
 			t.Fatalf("%s: compliant workload fails:%s", id, secCtxErrors(errs))
 		}
