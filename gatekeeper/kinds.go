@@ -86,19 +86,24 @@ var kinds = map[string]kindMapper{
 	"K8sPSPVolumeTypes":                       pspVolumeTypes,
 }
 
-// pssInstead is the advice for the pod-security-policy kinds loomguard has no policy for.
-const pssInstead = "loomguard has no Pod Security Standards policy yet (issue 13); until it has, label the namespaces " +
-	"pod-security.kubernetes.io/enforce=baseline (or restricted), which Kubernetes' built-in Pod Security admission enforces"
+// pssInstead is the advice for a pod-security-policy kind whose check is one control of the
+// Pod Security Standards: loomguard's pod-security policy judges whole levels, so it would
+// also enforce the level's other controls, and the Constraint stays unmapped.
+func pssInstead(control, level string) string {
+	return fmt.Sprintf("loomguard's pod-security policy checks this as the %s control of the Pod Security Standards, "+
+		"but only as part of a whole level: set policies.pod-security.level to %s (and action) to enforce it with the level's other controls", control, level)
+}
 
 // unmappedKinds are known kinds without a loomguard counterpart, with what to do instead.
 var unmappedKinds = map[string]string{
-	"K8sPSPAppArmor":           pssInstead,
-	"K8sPSPSELinuxV2":          pssInstead,
-	"K8sPSPProcMount":          pssInstead,
-	"K8sPSPForbiddenSysctls":   pssInstead,
-	"K8sPSPFlexVolumes":        pssInstead,
-	"K8sPSPFSGroup":            pssInstead,
-	"K8sPSPWindowsHostProcess": pssInstead,
+	"K8sPSPAppArmor":           pssInstead("appArmorProfile", "baseline"),
+	"K8sPSPSELinuxV2":          pssInstead("seLinuxOptions", "baseline"),
+	"K8sPSPProcMount":          pssInstead("procMount", "baseline"),
+	"K8sPSPForbiddenSysctls":   pssInstead("sysctls", "baseline"),
+	"K8sPSPFlexVolumes":        pssInstead("restrictedVolumes", "restricted"),
+	"K8sPSPWindowsHostProcess": pssInstead("windowsHostProcess", "baseline"),
+	"K8sPSPFSGroup": "loomguard does not restrict fsGroup (neither do the Pod Security Standards); " +
+		"keep a ValidatingAdmissionPolicy on spec.securityContext.fsGroup",
 	"K8sPSPAutomountServiceAccountTokenPod": "loomguard does not check automountServiceAccountToken; " +
 		"set it to false on the ServiceAccount, or keep a ValidatingAdmissionPolicy for it",
 	"K8sDisallowedRepos": "image-tag has an allow-list of registries (allowedRegistries), not a deny-list; " +
@@ -458,7 +463,7 @@ func pspVolumeTypes(c *Constraint, p *params) mapping {
 		return mapping{instead: `volumes "*" allows every volume type: there is nothing to enforce`}
 	}
 	if slices.Contains(vols, "hostPath") {
-		return mapping{instead: "loomguard has no allow-list of volume types; " + pssInstead + " (restricted limits volume types)"}
+		return mapping{instead: "host-isolation cannot allow hostPath; " + pssInstead("restrictedVolumes", "restricted")}
 	}
 	return mapping{policy: "host-isolation", covers: []string{"hostPath"},
 		settings: []string{"hostPath volumes forbidden"},
@@ -542,7 +547,7 @@ func pspAllowedUsers(c *Constraint, p *params) mapping {
 			groupLoss = "no rule restricts users or groups"
 		}
 		p.errs = append(p.errs, user.errs...)
-		return mapping{instead: groupLoss + "; " + pssInstead}
+		return mapping{instead: groupLoss + "; keep a ValidatingAdmissionPolicy for them"}
 	}
 	if groupLoss != "" {
 		m.lost = append(m.lost, groupLoss)

@@ -276,7 +276,7 @@ func TestKinds(t *testing.T) {
 		name:    "groups only",
 		doc:     constraint("K8sPSPAllowedUsers", `{runAsUser: {rule: RunAsAny}, runAsGroup: {rule: MustRunAs, ranges: [{min: 1, max: 9}]}}`),
 		status:  Unmapped,
-		instead: "does not restrict group IDs",
+		instead: "does not restrict group IDs; keep a ValidatingAdmissionPolicy",
 	}, {
 		name:   "volume types without hostPath",
 		doc:    constraint("K8sPSPVolumeTypes", `{volumes: [configMap, secret]}`),
@@ -286,7 +286,7 @@ func TestKinds(t *testing.T) {
 		name:    "volume types with hostPath",
 		doc:     constraint("K8sPSPVolumeTypes", `{volumes: [configMap, hostPath]}`),
 		status:  Unmapped,
-		instead: "no allow-list of volume types",
+		instead: "restrictedVolumes control",
 	}, {
 		name:    "every volume type",
 		doc:     constraint("K8sPSPVolumeTypes", `{volumes: ["*"]}`),
@@ -296,7 +296,7 @@ func TestKinds(t *testing.T) {
 		name:    "a Pod Security Standards kind",
 		doc:     constraint("K8sPSPAppArmor", `{allowedProfiles: [runtime/default]}`),
 		status:  Unmapped,
-		instead: "issue 13",
+		instead: "appArmorProfile control of the Pod Security Standards, but only as part of a whole level: set policies.pod-security.level to baseline",
 	}, {
 		name:    "a kind loomguard does not know",
 		doc:     constraint("K8sSomethingElse", ""),
