@@ -53,3 +53,38 @@ func BenchmarkMutateFixAll(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPodSecurity evaluates the base Loom Deployment with pod-security alone, at
+// baseline and restricted (passing: PSA's evaluator only), and a template that fails
+// restricted on four controls (the per-control attribution and field finders run too).
+func BenchmarkPodSecurity(b *testing.B) {
+	failing := loadWorkload(b, "testdata/base/deployment.yaml")
+	failing.Spec.SecurityContext = nil
+	failing.Spec.Containers[0].SecurityContext = nil
+	for _, bc := range []struct {
+		name, level string
+		w           *Workload
+		violations  int
+	}{
+		{"baseline-pass", "baseline", loadWorkload(b, "testdata/base/deployment.yaml"), 0},
+		{"restricted-pass", "restricted", loadWorkload(b, "testdata/base/deployment.yaml"), 0},
+		{"restricted-fail", "restricted", failing, 4},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg, errs := LoadConfig([]byte("defaultAction: \"off\"\npolicies:\n  pod-security: {action: enforce, level: " + bc.level + "}\n"))
+			if len(errs) > 0 {
+				b.Fatal(errs.ToAggregate())
+			}
+			e, err := NewEngine(cfg, fixtureClock)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if r := e.Evaluate(bc.w, "loom"); len(r.Violations) != bc.violations {
+					b.Fatalf("want %d violations, got:%s", bc.violations, messages(r))
+				}
+			}
+		})
+	}
+}
