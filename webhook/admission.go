@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/loomguard/loomguard/mutation"
@@ -45,9 +46,6 @@ const (
 	// AuditFixed lists, on the mutating webhook's response, the policies whose fixes it applied.
 	AuditFixed = "fixed"
 )
-
-// maxListed caps the violations a denial's message spells out; its causes list them all.
-const maxListed = 20
 
 // Handlers answer admission reviews with the engine in force. They keep no per-request
 // state and are safe for concurrent use.
@@ -402,7 +400,7 @@ func (h *Handlers) verdict(r *review, report *policies.Report, recordOnly string
 	var (
 		enforced []policies.Violation
 		warnings []string
-		audit    map[string]string
+		audit    map[string]*auditValue
 		recorded bool
 	)
 	for _, v := range report.Violations {
@@ -421,23 +419,26 @@ func (h *Handlers) verdict(r *review, report *policies.Report, recordOnly string
 			warnings = append(warnings, v.Message())
 		default:
 			if audit == nil {
-				audit = map[string]string{}
+				audit = map[string]*auditValue{}
 			}
-			if prev, ok := audit[v.Policy]; ok {
-				audit[v.Policy] = prev + "; " + v.Message()
-			} else {
-				audit[v.Policy] = v.Message()
+			if audit[v.Policy] == nil {
+				audit[v.Policy] = &auditValue{}
 			}
+			audit[v.Policy].add(v.Message())
 		}
+	}
+	var annotations map[string]string
+	if len(audit) > 0 || recorded || len(report.Waivers) > 0 {
+		annotations = make(map[string]string, len(audit)+2)
+	}
+	for id, v := range audit {
+		annotations[id] = v.String()
 	}
 	if recorded {
-		audit[AuditRecordOnly] = recordOnly
+		annotations[AuditRecordOnly] = recordOnly
 	}
 	if len(report.Waivers) > 0 {
-		if audit == nil {
-			audit = map[string]string{}
-		}
-		audit[AuditWaived] = waivers(report.Waivers)
+		annotations[AuditWaived] = waivers(report.Waivers)
 	}
 
 	var resp admission.Response
@@ -454,31 +455,39 @@ func (h *Handlers) verdict(r *review, report *policies.Report, recordOnly string
 			resp.Result.Message = "namespace " + report.Namespace + " is exempt from loomguard"
 		}
 	}
-	resp.Warnings = warnings
-	resp.AuditAnnotations = audit
+	resp.Warnings = capWarnings(warnings)
+	resp.AuditAnnotations = annotations
 	return resp
 }
 
 // deny builds the 403 of a request with enforced violations, logging it.
 func (h *Handlers) deny(r *review, enforced []policies.Violation) admission.Response {
 	var ids []string
-	causes := make([]metav1.StatusCause, 0, len(enforced))
+	causes := make([]metav1.StatusCause, 0, min(len(enforced), maxCauses+1))
 	var msg strings.Builder
 	for i, v := range enforced {
-		if !slices.Contains(ids, v.Policy) {
+		if !slices.Contains(ids, v.Policy) { // at most one per policy
 			ids = append(ids, v.Policy)
 		}
-		causes = append(causes, metav1.StatusCause{
-			Type:    metav1.CauseType(v.Type),
-			Message: "[" + v.Policy + "] " + v.Detail,
-			Field:   v.Field,
-		})
+		if i < maxCauses {
+			causes = append(causes, metav1.StatusCause{
+				Type:    metav1.CauseType(v.Type),
+				Message: truncateRunes("["+v.Policy+"] "+v.Detail, maxWarningItemRunes),
+				Field:   v.Field,
+			})
+		}
 		if i < maxListed {
 			if i > 0 {
 				msg.WriteString("; ")
 			}
-			msg.WriteString(v.Message())
+			msg.WriteString(truncateRunes(v.Message(), maxWarningItemRunes))
 		}
+	}
+	if n := len(enforced) - maxCauses; n > 0 {
+		causes = append(causes, metav1.StatusCause{
+			Type:    metav1.CauseType(field.ErrorTypeTooMany),
+			Message: "and " + strconv.Itoa(n) + " more violations (run `loomguard check` on the object to see them all)",
+		})
 	}
 	if n := len(enforced) - maxListed; n > 0 {
 		msg.WriteString("; and " + strconv.Itoa(n) + " more (see the status causes)")

@@ -377,3 +377,108 @@ func decodeResponse(t *testing.T, w *httptest.ResponseRecorder) *admissionv1.Adm
 	}
 	return ar.Response
 }
+
+// TestResponseCaps: a denied Pod of 5,000 containers (it once got a 7.5 MB answer with
+// 35,003 causes and 10,000 warnings) gets an answer of bounded size: at most maxCauses
+// causes and a count of the rest, warnings within the API server's own limits ending with
+// a count of the rest, audit annotations within 10 KiB each ending with a count.
+func TestResponseCaps(t *testing.T) {
+	h := newHarness(t, `
+policies:
+  read-only-root-filesystem: {action: audit}
+  drop-all-capabilities: {action: warn}
+  seccomp-profile: {action: audit}
+`)
+	pod := bigPod(5000)
+	x := expect(t, h.engine.Load(), pod, "")
+	if len(x.causes) <= maxCauses || len(x.warnings) < 1000 || len(x.audit["read-only-root-filesystem"]) <= maxAuditValueBytes ||
+		len(x.audit["seccomp-profile"]) <= maxAuditValueBytes {
+		t.Fatalf("the probe is too small: %d causes, %d warnings, audit %d and %d bytes", len(x.causes), len(x.warnings),
+			len(x.audit["read-only-root-filesystem"]), len(x.audit["seccomp-profile"]))
+	}
+	body := admissionReview(t, pod, req{})
+	r := httptest.NewRequest(http.MethodPost, ValidatePath, bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.validate.ServeHTTP(w, r)
+	if n := w.Body.Len(); n > 64<<10 {
+		t.Errorf("the answer is %d bytes, want at most 64 KiB", n)
+	}
+	resp := decodeResponse(t, w)
+	if resp.Allowed || resp.Result.Details == nil {
+		t.Fatalf("got %+v, want a denial with causes", resp.Result)
+	}
+
+	causes := resp.Result.Details.Causes
+	if len(causes) != maxCauses+1 {
+		t.Fatalf("%d causes, want %d and a count", len(causes), maxCauses)
+	}
+	for i := range maxCauses {
+		if causes[i] != x.causes[i] {
+			t.Errorf("cause %d = %+v, want %+v", i, causes[i], x.causes[i])
+		}
+	}
+	if want := fmt.Sprintf("and %d more violations", len(x.causes)-maxCauses); !strings.HasPrefix(causes[maxCauses].Message, want) {
+		t.Errorf("last cause %q, want it to start %q", causes[maxCauses].Message, want)
+	}
+	if want := fmt.Sprintf("; and %d more (see the status causes)", len(x.causes)-maxListed); !strings.HasSuffix(resp.Result.Message, want) {
+		t.Errorf("message ends %q, want %q", resp.Result.Message[max(0, len(resp.Result.Message)-80):], want)
+	}
+
+	runes := 0
+	for _, w := range resp.Warnings {
+		runes += len([]rune(w))
+		if len([]rune(w)) > maxWarningItemRunes {
+			t.Errorf("warning of %d runes: %q", len([]rune(w)), w)
+		}
+	}
+	if runes > maxWarningRunes {
+		t.Errorf("warnings total %d runes, over the API server's %d", runes, maxWarningRunes)
+	}
+	kept := len(resp.Warnings) - 1
+	if want := fmt.Sprintf("and %d more warnings", len(x.warnings)-kept); !strings.HasPrefix(resp.Warnings[kept], want) {
+		t.Errorf("last warning %q, want it to start %q", resp.Warnings[kept], want)
+	}
+	for i := range kept {
+		if resp.Warnings[i] != x.warnings[i] {
+			t.Errorf("warning %d = %q, want %q", i, resp.Warnings[i], x.warnings[i])
+		}
+	}
+
+	for key, v := range resp.AuditAnnotations {
+		if len(v) > maxAuditValueBytes {
+			t.Errorf("audit annotation %s is %d bytes, over %d", key, len(v), maxAuditValueBytes)
+		}
+	}
+	// One message per container: those that fit, and a count of the rest.
+	audit := resp.AuditAnnotations["read-only-root-filesystem"]
+	full := strings.Split(x.audit["read-only-root-filesystem"], "; ")
+	kept = strings.Count(audit, "; ") // the messages kept, and the count
+	if want := fmt.Sprintf("; and %d more", len(full)-kept); !strings.HasSuffix(audit, want) {
+		t.Errorf("audit annotation ends %q, want %q", audit[max(0, len(audit)-40):], want)
+	}
+	// One message naming every container: cut, and the cut marked.
+	if audit := resp.AuditAnnotations["seccomp-profile"]; !strings.HasSuffix(audit, "…") {
+		t.Errorf("the oversized audit message ends %q, want the cut marked", audit[max(0, len(audit)-40):])
+	}
+}
+
+// TestCapHelpers: the caps on their own, at their edges.
+func TestCapHelpers(t *testing.T) {
+	if got := capWarnings([]string{"a", "b"}); len(got) != 2 {
+		t.Errorf("small warnings changed: %q", got)
+	}
+	long := strings.Repeat("é", 300)
+	got := capWarnings([]string{long})
+	if len(got) != 1 || len([]rune(got[0])) != maxWarningItemRunes || !strings.HasSuffix(got[0], "…") {
+		t.Errorf("a 300-rune warning became %d runes", len([]rune(got[0])))
+	}
+	var a auditValue
+	a.add(strings.Repeat("x", 2*maxAuditValueBytes))
+	for range 1000 {
+		a.add("0123456789")
+	}
+	if s := a.String(); len(s) > maxAuditValueBytes || !strings.HasSuffix(s, "; and 365 more") {
+		t.Errorf("an oversized first message and 1000 more gave %d bytes ending %q", len(s), s[len(s)-20:])
+	}
+}
