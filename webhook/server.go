@@ -449,7 +449,7 @@ func (g *group) Start(ctx context.Context) error {
 	select {
 	case <-stopped:
 	case <-time.After(g.shutdownTimeout):
-		return errors.Join(runErr, fmt.Errorf("components did not stop within the grace period of %s", g.shutdownTimeout))
+		return errors.Join(runErr, fmt.Errorf("components did not stop within the grace period of %s; admission reviews still in flight were cut off", g.shutdownTimeout))
 	}
 	return runErr
 }

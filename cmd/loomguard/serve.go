@@ -93,9 +93,14 @@ Every flag can also be set with an environment variable, %sFLAG_NAME
 
 Flags:
 %s
+Signals: SIGTERM and SIGINT stop accepting reviews and let those in flight finish within
+--shutdown-timeout; SIGHUP rereads the config file (reviews in flight go on).
+
 Exit codes:
   0  stopped on SIGTERM or SIGINT after in-flight reviews finished
-  1  could not start (invalid config, missing certificate, unloadable --kubeconfig) or failed
+  1  could not start (invalid config, missing certificate, unloadable --kubeconfig), failed,
+     or stopped on SIGTERM or SIGINT with reviews that outlasted --shutdown-timeout (they
+     were cut off)
   2  usage error
 `, webhook.ValidatePath, webhook.ValidatingWebhookName, webhook.MutatePath, webhook.MutatingWebhookName,
 		envPrefix, envPrefix, fs.FlagUsages())
@@ -201,10 +206,28 @@ func clusterConfig(kubeconfig string, log logr.Logger) (*rest.Config, error) {
 	return nil, nil
 }
 
+// reloadOnHangup makes SIGHUP reread the config file (which is reloaded on change anyway)
+// instead of killing the process, as SIGHUP's default action would, cutting the reviews in
+// flight. Reviews are never interrupted: a new config takes over for the next ones.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, r *webhook.ConfigReloader, log logr.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			log.Info("SIGHUP: rereading the config file; reviews in flight go on")
+			if !r.Reload() {
+				log.Info("SIGHUP: the config in force stays (unchanged, invalid, or the built-in defaults)")
+			}
+		}
+	}
+}
+
 // serveCommand runs `loomguard serve` until SIGTERM or SIGINT (or ctx is done), then lets
 // in-flight reviews finish and returns 0. It returns 2 for a usage error and 1 when the
 // server cannot start (an invalid config, with all its errors, a missing certificate, an
-// unloadable --kubeconfig) or fails.
+// unloadable --kubeconfig), fails, or had to cut off reviews that outlasted
+// --shutdown-timeout. SIGHUP rereads the config.
 func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var f serveFlags
 	fs := newServeFlagSet(&f, stderr)
@@ -291,6 +314,10 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go reloadOnHangup(ctx, hup, srv.Reloader(), log)
 	if err := srv.Start(ctx); err != nil {
 		log.Error(err, "server failed")
 		fmt.Fprintf(stderr, "loomguard serve: %v\n", err)
