@@ -49,6 +49,11 @@ type webhookServer struct {
 	log             logr.Logger
 	mux             *http.ServeMux
 	started         atomic.Bool
+	cutOff          atomic.Bool // reviews were cut off at shutdown
+}
+
+func errCutOff(timeout time.Duration) error {
+	return fmt.Errorf("admission reviews still in flight after the shutdown timeout of %s were cut off", timeout)
 }
 
 var _ crwebhook.Server = (*webhookServer)(nil)
@@ -118,9 +123,10 @@ func (s *webhookServer) Start(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
+		s.cutOff.Store(true)
 		cancelBase()
 		_ = srv.Close()
-		return fmt.Errorf("admission reviews still in flight after the shutdown timeout of %s were cut off", s.shutdownTimeout)
+		return errCutOff(s.shutdownTimeout)
 	}
 	<-served
 	return nil

@@ -208,7 +208,7 @@ func peekUID(body []byte) types.UID {
 			UID types.UID `json:"uid"`
 		} `json:"request"`
 	}
-	_ = json.Unmarshal(body, &peek)
+	_ = kjson.UnmarshalCaseSensitivePreserveInts(body, &peek) // as the review itself is read
 	return peek.Request.UID
 }
 

@@ -24,7 +24,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/loomguard/loomguard/policies"
 )
@@ -146,7 +145,7 @@ type Server struct {
 	handlers *Handlers
 	reloader *ConfigReloader
 	certs    *certwatcher.CertWatcher
-	webhooks crwebhook.Server
+	webhooks *webhookServer
 	host     host
 	mgr      manager.Manager // nil without a cluster
 }
@@ -282,7 +281,12 @@ func (s *Server) Reloader() *ConfigReloader { return s.reloader }
 func (s *Server) Start(ctx context.Context) error {
 	s.opts.Logger.Info("starting loomguard", "port", s.opts.Port, "certDir", s.opts.CertDir,
 		"config", s.reloader.name(), "cluster", s.opts.RESTConfig != nil)
-	return s.host.Start(ctx)
+	err := s.host.Start(ctx)
+	if err == nil && s.webhooks.cutOff.Load() {
+		// The host may have seen the webhook server stop in time, having cut them off.
+		err = errCutOff(s.opts.ShutdownTimeout)
+	}
+	return err
 }
 
 func (s *Server) configLoaded(*http.Request) error {
