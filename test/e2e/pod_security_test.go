@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -16,13 +17,16 @@ import (
 // template violates the baseline level (a probe aimed at another host, forbidden from
 // v1.34) is denied at the Deployment with the control and the field path; a namespace pinned
 // to v1.33 admits it, its ReplicaSet and Pods too; an exception for a control applies until
-// it expires.
+// it expires; in audit mode the background audit's gauge carries the control.
 func TestPodSecurity(t *testing.T) {
 	s := newScenario(t, "e2e-pss")
 	legacy := newScenario(t, "e2e-pss-legacy")
+	watched := newScenario(t, "e2e-pss-audit")
 	s.setConfig(fmt.Sprintf(`namespaces:
   - names: [%[1]s]
     podSecurity: {level: baseline, version: v1.33}
+  - names: [%[5]s]
+    policies: {pod-security: audit}
 exceptions:
   - name: sysctl-live
     policies: [pod-security]
@@ -40,7 +44,7 @@ exceptions:
     owner: e2e@loomguard.io
     reason: lapsed an hour ago
     expires: %[4]s
-`, legacy.ns, s.ns, time.Now().Add(24*time.Hour).UTC().Format(time.RFC3339), time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)))
+`, legacy.ns, s.ns, time.Now().Add(24*time.Hour).UTC().Format(time.RFC3339), time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), watched.ns))
 
 	probeHost := func(name string) *appsv1.Deployment {
 		d := compliantDeployment(name, 1)
@@ -84,4 +88,24 @@ exceptions:
 	mustFail(t, r)
 	mustContain(t, "kubectl apply stderr", r.Stderr,
 		`[pod-security] spec.template.spec.securityContext.sysctls[0]: PodSecurity "baseline:latest" control sysctls: forbidden sysctls (kernel.msgmax)`)
+
+	// In audit mode the Deployment is admitted, and the background audit counts the finding
+	// under its control (the Deployment only: its ReplicaSet and Pods are not counted again).
+	mustSucceed(t, watched.apply(probeHost("web")))
+	eventually(t, "the audit gauge of the hostProbesAndHostLifecycle finding", func(ctx context.Context) error {
+		m, err := s.c.LoomguardMetrics(ctx, mViolations)
+		if err != nil {
+			return err
+		}
+		var got []string
+		for labels, n := range m[mViolations] {
+			if l := parseLabels(labels); l["namespace"] == watched.ns && l["policy"] == "pod-security" {
+				got = append(got, fmt.Sprintf("%s/%s=%g", l["control"], l["action"], n))
+			}
+		}
+		if len(got) != 1 || got[0] != "hostProbesAndHostLifecycle/audit=1" {
+			return fmt.Errorf("pod-security series of %s: %v", watched.ns, got)
+		}
+		return nil
+	})
 }
