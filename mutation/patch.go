@@ -34,6 +34,23 @@ type Result struct {
 	Original runtime.Object
 }
 
+// Unfixable says why no fix is ever applied to w, or "" when fixes apply. The mutating
+// webhook and `loomguard fix` both ask, so that fix prints what admission would store:
+//   - a mirror pod (the kubelet's copy of a static pod) is never changed;
+//   - a ReplicaSet that a controller owns (a Deployment's) is left as generated: the
+//     Deployment controller finds its ReplicaSet by comparing pod templates, so a patched
+//     template would make it create ReplicaSet after ReplicaSet. The Deployment itself is
+//     fixed on admission, and the pods on theirs.
+func Unfixable(w *policies.Workload) string {
+	switch {
+	case w.Mirror():
+		return "loomguard does not mutate mirror pods"
+	case w.TemplatePinned():
+		return "loomguard does not mutate the ReplicaSets a controller generates"
+	}
+	return ""
+}
+
 // Apply applies the engine's fixes to w, whose object was decoded from raw, and computes
 // the JSON patch from raw to the result, adding FixedAnnotation. namespace decides the
 // actions, exemption and exceptions (see policies.Engine.Mutate); it is never written into

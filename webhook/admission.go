@@ -560,13 +560,9 @@ func (h *Handlers) Mutate(ctx context.Context, req admission.Request) (resp admi
 		// the object, so a pod-level fix would be dropped; and a debug container's settings
 		// are chosen on purpose. The validating webhook decides (docs/subresources.md).
 		return allowed("loomguard does not fix ephemeral containers; the validating webhook judges them")
-	case w.Mirror():
-		return allowed("loomguard does not mutate mirror pods")
-	case w.TemplatePinned():
-		// The Deployment controller finds its ReplicaSet by comparing pod templates: a
-		// patched template would make it create ReplicaSet after ReplicaSet. The
-		// Deployment itself was fixed on admission, and the pods are fixed on theirs.
-		return allowed("loomguard does not mutate the ReplicaSets a controller generates")
+	}
+	if why := mutation.Unfixable(w); why != "" {
+		return allowed(why)
 	}
 
 	m, err := mutation.Apply(engine, w, req.Object.Raw, r.namespace)

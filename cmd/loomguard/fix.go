@@ -125,8 +125,8 @@ func (r *reader) fix(pd parsedDoc) ([]byte, []fixedEntry, *inputError) {
 		fixed []fixedEntry
 	)
 	for _, e := range pd.entries {
-		if e.workload == nil {
-			continue
+		if e.workload == nil || mutation.Unfixable(e.workload) != "" {
+			continue // as the mutating webhook leaves it
 		}
 		m, err := mutation.Apply(r.engine, e.workload, e.raw, e.namespace)
 		if err != nil {
