@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"testing"
 )
 
@@ -93,4 +94,29 @@ func BenchmarkMutateBigPod(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkServeHTTP2 drives the real webhook server over TLS and HTTP/2 (one connection,
+// many streams, as the API server does) with 50 reviews in flight: the validating webhook
+// on the base Loom Deployment. Client and server share the process and its CPUs.
+func BenchmarkServeHTTP2(b *testing.B) {
+	ca, certDir := serverCerts(b)
+	r := startServer(b, ServerOptions{CertDir: certDir, EnableHTTP2: true})
+	body := admissionReview(b, fixture(b, "../policies/testdata/base/deployment.yaml"), req{})
+	c := client(ca, true, nil)
+	if _, resp, err := send(c, r.url+ValidatePath, body); err != nil || resp.ProtoMajor != 2 {
+		b.Fatalf("warm-up: %v, protocol %v", err, resp)
+	}
+	b.SetParallelism(max(1, 50/runtime.GOMAXPROCS(0)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, _, err := send(c, r.url+ValidatePath+"?timeout=10s", body)
+			if err != nil || !resp.Allowed {
+				b.Errorf("review: %v %+v", err, resp)
+				return
+			}
+		}
+	})
 }

@@ -63,20 +63,22 @@ const retryAfter = "1"
 // Every review answered with an error is counted (decision "error", with its reason) and
 // logged, at most once a second per reason.
 type reviewHandler struct {
-	webhook  string
-	hook     *admission.Webhook
-	bufs     *sync.Pool // *bytes.Buffer
-	inFlight chan struct{}
-	failures *failures
+	webhook   string
+	hook      *admission.Webhook
+	bufs      *sync.Pool // *bytes.Buffer
+	inFlight  chan struct{}
+	reviewers chan func()
+	failures  *failures
 }
 
 func (h *Handlers) newReviewHandler(webhook string, hook *admission.Webhook) reviewHandler {
 	return reviewHandler{
-		webhook:  webhook,
-		hook:     hook,
-		bufs:     h.bufs,
-		inFlight: h.inFlight,
-		failures: h.failures,
+		webhook:   webhook,
+		hook:      hook,
+		bufs:      h.bufs,
+		inFlight:  h.inFlight,
+		reviewers: h.reviewers,
+		failures:  h.failures,
 	}
 }
 
@@ -102,6 +104,20 @@ func (h reviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() { <-h.inFlight }()
 
+	// The work is done by a reviewer (Handlers.reviewers), while this goroutine waits; a
+	// panic is handed back, so that net/http treats it as the handler's own.
+	panicked := make(chan any, 1)
+	h.reviewers <- func() {
+		defer func() { panicked <- recover() }()
+		h.serve(w, r, start, timeout)
+	}
+	if p := <-panicked; p != nil {
+		panic(p)
+	}
+}
+
+// serve reads, decodes and answers one review that holds an in-flight token.
+func (h reviewHandler) serve(w http.ResponseWriter, r *http.Request, start time.Time, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	// The whole body must arrive in time: a client that sends it slowly is cut off, its

@@ -41,7 +41,7 @@ type running struct {
 	done    chan error
 }
 
-func startServer(t *testing.T, o ServerOptions) *running {
+func startServer(t testing.TB, o ServerOptions) *running {
 	t.Helper()
 	port, probe, metrics := freePort(t), freePort(t), freePort(t)
 	o.Host = "127.0.0.1"
@@ -140,7 +140,7 @@ func send(c *http.Client, url string, body []byte) (*admissionv1.AdmissionRespon
 	return ar.Response, resp, nil
 }
 
-func serverCerts(t *testing.T) (*testCA, string) {
+func serverCerts(t testing.TB) (*testCA, string) {
 	t.Helper()
 	ca := newCA(t)
 	dir := t.TempDir()
