@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/loomguard/loomguard/internal/manifest"
 	"io"
 	"os"
 	"strings"
@@ -118,7 +119,7 @@ daemonsets, replicasets, jobs, cronjobs, poddisruptionbudgets and networkpolicie
 // the source "cluster". The objects themselves are not kept by the audit; each entry's
 // workload holds only the kind and metadata that name it (the reports never read more).
 func auditResult(engine *policies.Engine, res *audit.Result) *checkResult {
-	doc := &document{source: clusterSource, index: 0, live: true}
+	doc := &manifest.Document{Source: clusterSource, Index: 0, Live: true}
 	c := &checkResult{engine: engine, sources: []string{clusterSource}, entries: make([]*entry, 0, len(res.Workloads))}
 	for i := range res.Workloads {
 		w := &res.Workloads[i]

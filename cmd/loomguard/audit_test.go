@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/loomguard/loomguard/internal/manifest"
 	"os"
 	"strings"
 	"testing"
@@ -26,20 +27,20 @@ func fakeClusterObjects(t testing.TB) []client.Object {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs, errs := splitDocuments(path, data)
+	docs, errs := manifest.SplitDocuments(path, data)
 	if len(errs) > 0 {
 		t.Fatal(errs[0])
 	}
 	dec := policies.NewDecoder()
 	var objs []client.Object
 	for _, d := range docs {
-		gvk, err := policies.PeekKind(d.raw)
+		gvk, err := policies.PeekKind(d.Raw)
 		if err != nil {
-			t.Fatalf("%s#%d: %v", path, d.index, err)
+			t.Fatalf("%s#%d: %v", path, d.Index, err)
 		}
-		obj, err := dec.Decode(d.raw, gvk, true)
+		obj, err := dec.Decode(d.Raw, gvk, true)
 		if err != nil {
-			t.Fatalf("%s#%d: %v", path, d.index, err)
+			t.Fatalf("%s#%d: %v", path, d.Index, err)
 		}
 		objs = append(objs, obj.(client.Object))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/loomguard/loomguard/internal/manifest"
 	"io"
 	"strings"
 
@@ -92,7 +93,7 @@ its line: loomguard: bad.yaml: document 2 (line 14): <error>.`,
 	}
 	if len(res.entries) == 0 && len(errs) == 0 {
 		fmt.Fprintf(stderr, "loomguard: no objects found in %s\n", strings.Join(*files, ", "))
-		res.errors = append(res.errors, fileError(strings.Join(*files, ", "), errors.New("no objects found")))
+		res.errors = append(res.errors, manifest.FileError(strings.Join(*files, ", "), errors.New("no objects found")))
 	}
 	if err := res.write(stdout, output.value, *verbose); err != nil {
 		fmt.Fprintf(stderr, "loomguard: writing %s report: %v\n", output.value, err)
@@ -106,7 +107,7 @@ type checkResult struct {
 	engine  *policies.Engine
 	sources []string // the sources read, in order
 	entries []*entry // every object, workloads evaluated
-	errors  []*inputError
+	errors  []*manifest.Error
 }
 
 func (c *checkResult) write(w io.Writer, format string, verbose bool) error {

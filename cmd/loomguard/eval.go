@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/loomguard/loomguard/internal/manifest"
 	"io"
-	"io/fs"
 	"os"
 	"regexp"
 	"runtime"
@@ -33,7 +33,7 @@ func loadEngine(path string, stderr io.Writer) (*policies.Engine, bool) {
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			fmt.Fprintf(stderr, "loomguard: config %s: %v\n", path, unwrapPath(err))
+			fmt.Fprintf(stderr, "loomguard: config %s: %v\n", path, manifest.UnwrapPath(err))
 			return nil, false
 		}
 		var errs []error
@@ -69,19 +69,10 @@ func loadConfig(data []byte) (*policies.Config, []error) {
 	return cfg, errs
 }
 
-// unwrapPath drops the operation and path from an os error whose path is already named.
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
-
 // entry is one object of the input: a document, an item of a List, or the object of an
 // AdmissionReview.
 type entry struct {
-	doc  *document
+	doc  *manifest.Document
 	item int // index in a List's items; -1 otherwise
 	// pointer is the object's JSON pointer inside its document: "", "/items/3" or
 	// "/request/object".
@@ -105,10 +96,10 @@ type entry struct {
 
 // location is how the entry is named in reports: source#document, plus .items[i].
 func (e *entry) location() string {
-	if e.doc.live {
-		return e.doc.source // a cluster object: no document, no item
+	if e.doc.Live {
+		return e.doc.Source // a cluster object: no document, no item
 	}
-	s := e.doc.source + "#" + strconv.Itoa(e.doc.index)
+	s := e.doc.Source + "#" + strconv.Itoa(e.doc.Index)
 	if e.item >= 0 {
 		s += ".items[" + strconv.Itoa(e.item) + "]"
 	}
@@ -128,7 +119,7 @@ func (e *entry) object() string {
 
 // parsedDoc is a document with the objects found in it.
 type parsedDoc struct {
-	doc     *document
+	doc     *manifest.Document
 	json    []byte // the document as JSON; nil when it is empty or could not be converted
 	entries []*entry
 }
@@ -160,22 +151,22 @@ type header struct {
 
 // parse converts a document to JSON and decodes the objects in it. Errors are
 // returned, not fatal: the entries that could be decoded are kept.
-func (r *reader) parse(doc *document) (parsedDoc, []*inputError) {
+func (r *reader) parse(doc *manifest.Document) (parsedDoc, []*manifest.Error) {
 	pd := parsedDoc{doc: doc}
-	if doc.empty() {
+	if doc.Empty() {
 		return pd, nil
 	}
-	fail := func(item int, err error) []*inputError {
-		return []*inputError{{source: doc.source, document: doc.index, item: item, line: doc.line, err: err}}
+	fail := func(item int, err error) []*manifest.Error {
+		return []*manifest.Error{{Source: doc.Source, Document: doc.Index, Item: item, Line: doc.Line, Err: err}}
 	}
-	js := doc.raw
-	if !doc.isJSON {
+	js := doc.Raw
+	if !doc.IsJSON {
 		var err error
-		js, err = yaml.YAMLToJSONStrict(doc.raw)
+		js, err = yaml.YAMLToJSONStrict(doc.Raw)
 		if err != nil {
-			msg, at := yamlError(err, doc.first)
+			msg, at := yamlError(err, doc.First)
 			errs := fail(-1, fmt.Errorf("error converting YAML to JSON: %s", msg))
-			errs[0].at = at
+			errs[0].At = at
 			return pd, errs
 		}
 	}
@@ -183,7 +174,7 @@ func (r *reader) parse(doc *document) (parsedDoc, []*inputError) {
 		return pd, nil // a document holding only "~" or "null"
 	}
 	pd.json = js
-	var errs []*inputError
+	var errs []*manifest.Error
 	add := func(item int, pointer string, raw []byte, defaultNS string) {
 		e, objErrs := r.object(doc, item, pointer, raw, defaultNS)
 		for _, err := range objErrs {
@@ -264,7 +255,7 @@ func (h *header) gvk() (schema.GroupVersionKind, error) {
 // object decodes one object. A workload is decoded strictly into its typed object; any
 // other kind is only identified. It returns the entry, or every reason why the object
 // cannot be identified or decoded.
-func (r *reader) object(doc *document, item int, pointer string, raw []byte, defaultNS string) (*entry, []error) {
+func (r *reader) object(doc *manifest.Document, item int, pointer string, raw []byte, defaultNS string) (*entry, []error) {
 	h, err := readHeader(raw)
 	if err != nil {
 		return nil, []error{err}
@@ -379,12 +370,12 @@ func yamlError(err error, first int) (string, int) {
 // concurrently (decoding dominates the CLI's time); the results keep the order of the
 // sources and of the documents in each. It returns the parsed documents, the names of
 // the sources it read and every input error.
-func (r *reader) scan(ctx context.Context, args []string, stdin io.Reader) ([]parsedDoc, []string, []*inputError) {
-	srcs, errs := expandSources(args)
+func (r *reader) scan(ctx context.Context, args []string, stdin io.Reader) ([]parsedDoc, []string, []*manifest.Error) {
+	srcs, errs := manifest.ExpandSources(args)
 	type scanned struct {
 		read bool
 		docs []parsedDoc
-		errs []*inputError
+		errs []*manifest.Error
 	}
 	results := make([]scanned, len(srcs))
 	next := make(chan int)
@@ -408,27 +399,27 @@ func (r *reader) scan(ctx context.Context, args []string, stdin io.Reader) ([]pa
 	)
 	for i, res := range results {
 		if res.read {
-			names = append(names, srcs[i].name)
+			names = append(names, srcs[i].Name)
 		}
 		docs = append(docs, res.docs...)
 		errs = append(errs, res.errs...)
 	}
 	if err := ctx.Err(); err != nil {
-		errs = append(errs, fileError(strings.Join(args, ", "), fmt.Errorf("interrupted: %w", err)))
+		errs = append(errs, manifest.FileError(strings.Join(args, ", "), fmt.Errorf("interrupted: %w", err)))
 	}
 	return docs, names, errs
 }
 
 // scanSource reads, splits and parses one source; read is false when it could not be read.
-func (r *reader) scanSource(ctx context.Context, s source, stdin io.Reader) (read bool, docs []parsedDoc, errs []*inputError) {
+func (r *reader) scanSource(ctx context.Context, s manifest.Source, stdin io.Reader) (read bool, docs []parsedDoc, errs []*manifest.Error) {
 	if ctx.Err() != nil {
 		return false, nil, nil // reported once by scan
 	}
-	data, err := readSource(s, stdin)
+	data, err := manifest.ReadSource(s, stdin)
 	if err != nil {
-		return false, nil, []*inputError{fileError(s.name, err)}
+		return false, nil, []*manifest.Error{manifest.FileError(s.Name, err)}
 	}
-	split, errs := splitDocuments(s.name, data)
+	split, errs := manifest.SplitDocuments(s.Name, data)
 	docs = make([]parsedDoc, 0, len(split))
 	for i := range split {
 		pd, parseErrs := r.parse(&split[i])

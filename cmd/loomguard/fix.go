@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/loomguard/loomguard/internal/manifest"
 	"io"
 	"strings"
 
@@ -116,9 +117,9 @@ type fixedEntry struct {
 
 // fix applies the fixes to the workloads of a document and returns the document's new
 // text: its original text when nothing changed, else the patched JSON as YAML.
-func (r *reader) fix(pd parsedDoc) ([]byte, []fixedEntry, *inputError) {
-	fail := func(err error) ([]byte, []fixedEntry, *inputError) {
-		return pd.doc.raw, nil, &inputError{source: pd.doc.source, document: pd.doc.index, item: -1, line: pd.doc.line, err: err}
+func (r *reader) fix(pd parsedDoc) ([]byte, []fixedEntry, *manifest.Error) {
+	fail := func(err error) ([]byte, []fixedEntry, *manifest.Error) {
+		return pd.doc.Raw, nil, &manifest.Error{Source: pd.doc.Source, Document: pd.doc.Index, Item: -1, Line: pd.doc.Line, Err: err}
 	}
 	var (
 		ops   []jsonpatch.Operation
@@ -142,7 +143,7 @@ func (r *reader) fix(pd parsedDoc) ([]byte, []fixedEntry, *inputError) {
 		}
 	}
 	if len(ops) == 0 {
-		return pd.doc.raw, fixed, nil
+		return pd.doc.Raw, fixed, nil
 	}
 	data, err := json.Marshal(ops)
 	if err != nil {
@@ -165,13 +166,13 @@ func (r *reader) fix(pd parsedDoc) ([]byte, []fixedEntry, *inputError) {
 
 // recheck evaluates the objects of a document after fix. When fix touched its objects,
 // the printed text is parsed again, so that what is checked is exactly what was printed.
-func (r *reader) recheck(pd parsedDoc, text []byte, reparse bool) ([]*entry, []*inputError) {
+func (r *reader) recheck(pd parsedDoc, text []byte, reparse bool) ([]*entry, []*manifest.Error) {
 	entries := pd.entries
-	var errs []*inputError
+	var errs []*manifest.Error
 	if reparse {
 		doc := *pd.doc
-		if !bytes.Equal(text, doc.raw) {
-			doc.raw, doc.isJSON = text, false
+		if !bytes.Equal(text, doc.Raw) {
+			doc.Raw, doc.IsJSON = text, false
 		}
 		var npd parsedDoc
 		npd, errs = r.parse(&doc)

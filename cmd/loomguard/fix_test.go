@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/loomguard/loomguard/internal/manifest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,12 +16,12 @@ func TestFixKeepsUntouchedDocuments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	orig, _ := splitDocuments(in, data)
+	orig, _ := manifest.SplitDocuments(in, data)
 	res := runCLI(t, "", "fix", "-f", in)
 	if res.code != exitOK {
 		t.Fatalf("exit %d:\n%s", res.code, res.stderr)
 	}
-	out, errs := splitDocuments("-", []byte(res.stdout))
+	out, errs := manifest.SplitDocuments("-", []byte(res.stdout))
 	if len(errs) > 0 || len(out) != len(orig) {
 		t.Fatalf("fix printed %d documents (errors %v), want %d", len(out), errs, len(orig))
 	}
@@ -34,7 +35,7 @@ func TestFixKeepsUntouchedDocuments(t *testing.T) {
 		{"compliant Deployment", 2, false},
 	}
 	for _, tt := range tests {
-		got, want := string(out[tt.index].raw), string(orig[tt.index].raw)
+		got, want := string(out[tt.index].Raw), string(orig[tt.index].Raw)
 		if tt.changed == (got == want) {
 			t.Errorf("%s: changed = %v, want %v\n%s", tt.name, got != want, tt.changed, got)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"github.com/loomguard/loomguard/internal/manifest"
 
 	"fmt"
 	"io"
@@ -163,7 +164,7 @@ Constraints' status.violations) disagree, and why; its exit code is 1 when they 
 	}
 	if *configOut != "" {
 		if err := os.WriteFile(*configOut, cfgYAML, 0o644); err != nil {
-			fmt.Fprintf(stderr, "loomguard migrate: writing the config: %v\n", unwrapPath(err))
+			fmt.Fprintf(stderr, "loomguard migrate: writing the config: %v\n", manifest.UnwrapPath(err))
 			return exitError
 		}
 	}

@@ -70,8 +70,8 @@ func writeJSON(w io.Writer, c *checkResult) error {
 			continue
 		}
 		res := jsonResult{
-			Source:     e.doc.source,
-			Document:   e.doc.index,
+			Source:     e.doc.Source,
+			Document:   e.doc.Index,
 			Kind:       e.gvk.Kind,
 			Namespace:  e.namespace,
 			Name:       e.name,

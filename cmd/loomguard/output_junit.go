@@ -80,22 +80,22 @@ func writeJUnit(w io.Writer, c *checkResult) error {
 		if e.workload == nil {
 			continue
 		}
-		s := suite(e.doc.source)
+		s := suite(e.doc.Source)
 		for _, p := range c.engine.Policies() {
 			s.Cases = append(s.Cases, junitPolicyCase(c.engine, e, p.ID, p.CrossObject))
 		}
 	}
 	for _, err := range c.errors {
-		s := suite(err.source)
+		s := suite(err.Source)
 		name := "input"
-		if err.document >= 0 {
-			name = fmt.Sprintf("document %d", err.document)
-			if err.item >= 0 {
-				name += fmt.Sprintf(" items[%d]", err.item)
+		if err.Document >= 0 {
+			name = fmt.Sprintf("document %d", err.Document)
+			if err.Item >= 0 {
+				name += fmt.Sprintf(" items[%d]", err.Item)
 			}
 		}
-		s.Cases = append(s.Cases, junitCase{Name: name, Classname: err.source,
-			Error: &junitProblem{Message: err.err.Error(), Type: "input", Text: err.Error()}})
+		s.Cases = append(s.Cases, junitCase{Name: name, Classname: err.Source,
+			Error: &junitProblem{Message: err.Err.Error(), Type: "input", Text: err.Error()}})
 	}
 
 	out := junitTestsuites{Name: "loomguard"}
@@ -133,7 +133,7 @@ func writeJUnit(w io.Writer, c *checkResult) error {
 // junitPolicyCase is the testcase of one policy on one workload. A cross-object policy
 // that had no PodDisruptionBudgets and NetworkPolicies to check against is skipped.
 func junitPolicyCase(engine *policies.Engine, e *entry, policyID string, crossObject bool) junitCase {
-	tc := junitCase{Name: e.object() + ": " + policyID, Classname: e.doc.source}
+	tc := junitCase{Name: e.object() + ": " + policyID, Classname: e.doc.Source}
 	if e.report.Exempt {
 		tc.Skipped = &junitSkipped{Message: fmt.Sprintf("namespace %q is exempt", e.namespace)}
 		return tc

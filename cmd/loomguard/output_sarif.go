@@ -156,8 +156,8 @@ func writeSARIF(w io.Writer, c *checkResult) error {
 	}
 	for _, err := range c.errors {
 		n := sarifNotification{Level: "error", Message: sarifMessage{Text: err.Error()}}
-		loc := sarifLocation{PhysicalLocation: sarifPhysicalLocation{ArtifactLocation: sarifArtifactLocation{URI: sarifURI(err.source)}}}
-		if line := cmp.Or(err.at, err.line); line > 0 {
+		loc := sarifLocation{PhysicalLocation: sarifPhysicalLocation{ArtifactLocation: sarifArtifactLocation{URI: sarifURI(err.Source)}}}
+		if line := cmp.Or(err.At, err.Line); line > 0 {
 			loc.PhysicalLocation.Region = &sarifRegion{StartLine: line}
 		}
 		n.Locations = []sarifLocation{loc}
@@ -176,8 +176,8 @@ func writeSARIF(w io.Writer, c *checkResult) error {
 				Message:   sarifMessage{Text: v.Field + ": " + v.Detail},
 				Locations: []sarifLocation{{
 					PhysicalLocation: sarifPhysicalLocation{
-						ArtifactLocation: sarifArtifactLocation{URI: sarifURI(e.doc.source)},
-						Region:           &sarifRegion{StartLine: max(e.doc.line, 1)},
+						ArtifactLocation: sarifArtifactLocation{URI: sarifURI(e.doc.Source)},
+						Region:           &sarifRegion{StartLine: max(e.doc.Line, 1)},
 					},
 					LogicalLocations: []sarifLogicalLocation{
 						{Name: e.name, FullyQualifiedName: fqn, Kind: "resource"},

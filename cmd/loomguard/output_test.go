@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"errors"
+	"github.com/loomguard/loomguard/internal/manifest"
 	"strings"
 	"testing"
 
@@ -34,7 +35,7 @@ func syntheticResult(t *testing.T) *checkResult {
 		t.Fatalf("%d entries, want 4", len(res.entries))
 	}
 	denied, exempt := res.entries[0], res.entries[1]
-	denied.doc = &document{source: "a.yaml", index: 1, line: 7}
+	denied.doc = &manifest.Document{Source: "a.yaml", Index: 1, Line: 7}
 	denied.item = 2
 	containers := field.NewPath("spec", "template", "spec", "containers").Index(0)
 	denied.report = policies.Report{
@@ -47,10 +48,10 @@ func syntheticResult(t *testing.T) *checkResult {
 		},
 		Waivers: []policies.Waiver{{Policy: "run-as-non-root", Exception: "legacy"}},
 	}
-	exempt.doc = &document{source: "b.yaml", index: 0, line: 1}
+	exempt.doc = &manifest.Document{Source: "b.yaml", Index: 0, Line: 1}
 	exempt.report = policies.Report{Kind: exempt.workload.Kind, Namespace: "kube-system", Name: "node-agent", Exempt: true}
 	res.entries = res.entries[:3]
-	res.entries[2].doc = &document{source: "b.yaml", index: 1, line: 9}
+	res.entries[2].doc = &manifest.Document{Source: "b.yaml", Index: 1, Line: 9}
 	return res
 }
 
@@ -156,7 +157,7 @@ func TestWriteJSONContract(t *testing.T) {
 func TestWriteJUnit(t *testing.T) {
 	res := syntheticResult(t)
 	bad := errors.New("bad input")
-	res.errors = []*inputError{{source: "c.yaml", document: 3, item: -1, line: 12, err: bad}}
+	res.errors = []*manifest.Error{{Source: "c.yaml", Document: 3, Item: -1, Line: 12, Err: bad}}
 	var b bytes.Buffer
 	if err := writeJUnit(&b, res); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package main
+package manifest
 
 import (
 	"bufio"
@@ -77,10 +77,10 @@ func TestSplitDocuments(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			docs, errs := splitDocuments("x.yaml", []byte(tt.in))
+			docs, errs := SplitDocuments("x.yaml", []byte(tt.in))
 			var got []doc
 			for _, d := range docs {
-				got = append(got, doc{d.index, d.line, d.first, string(d.raw)})
+				got = append(got, doc{d.Index, d.Line, d.First, string(d.Raw)})
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("documents\n got %+v\nwant %+v", got, tt.want)
@@ -100,7 +100,7 @@ func TestSplitDocuments(t *testing.T) {
 // apimachinery's YAMLReader returns the same documents (it drops carriage returns and
 // ends every document with a newline, which loomguard keeps as they were).
 func TestSplitMatchesYAMLReader(t *testing.T) {
-	files, err := filepath.Glob("testdata/*/*.yaml")
+	files, err := filepath.Glob("../../cmd/loomguard/testdata/*/*.yaml") // the CLI's manifests
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,13 +127,13 @@ func TestSplitMatchesYAMLReader(t *testing.T) {
 				want = append(want, string(d))
 			}
 		}
-		docs, errs := splitDocuments(f, data)
+		docs, errs := SplitDocuments(f, data)
 		if len(errs) > 0 {
 			t.Fatalf("%s: %v", f, errs)
 		}
 		var got []string
 		for _, d := range docs {
-			s := strings.ReplaceAll(string(d.raw), "\r", "")
+			s := strings.ReplaceAll(string(d.Raw), "\r", "")
 			if !strings.HasSuffix(s, "\n") {
 				s += "\n"
 			}
@@ -173,74 +173,16 @@ func TestExpandSources(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srcs, errs := expandSources(tt.args)
+			srcs, errs := ExpandSources(tt.args)
 			var got, gotErrs []string
 			for _, s := range srcs {
-				got = append(got, s.name)
+				got = append(got, s.Name)
 			}
 			for _, e := range errs {
 				gotErrs = append(gotErrs, e.Error())
 			}
 			if !slices.Equal(got, tt.want) || !slices.Equal(gotErrs, tt.errs) {
 				t.Errorf("got %q, errors %q\nwant %q, errors %q", got, gotErrs, tt.want, tt.errs)
-			}
-		})
-	}
-}
-
-// TestCheckUnreadable covers the read errors that cannot live in testdata: each is
-// reported with its path, the other inputs are still checked, and the exit code is 2.
-func TestCheckUnreadable(t *testing.T) {
-	compliant, err := os.ReadFile("testdata/input/compliant.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name    string
-		setup   func(t *testing.T, dir string) string // returns the -f argument
-		wantErr string
-	}{{
-		name: "dangling symlink in a directory",
-		setup: func(t *testing.T, dir string) string {
-			if err := os.Symlink(filepath.Join(dir, "gone.yaml"), filepath.Join(dir, "m", "link.yaml")); err != nil {
-				t.Skip("symlinks:", err)
-			}
-			return filepath.Join(dir, "m")
-		},
-		wantErr: "m/link.yaml: no such file or directory",
-	}, {
-		name: "file without read permission",
-		setup: func(t *testing.T, dir string) string {
-			if os.Geteuid() == 0 {
-				t.Skip("root reads files whatever their permissions")
-			}
-			p := filepath.Join(dir, "m", "secret.yaml")
-			if err := os.WriteFile(p, compliant, 0o000); err != nil {
-				t.Fatal(err)
-			}
-			return p
-		},
-		wantErr: "secret.yaml: permission denied",
-	}}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			if err := os.MkdirAll(filepath.Join(dir, "m"), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, "m", "ok.yaml"), compliant, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			arg := tt.setup(t, dir)
-			res := runCLI(t, "", "check", "-f", arg, "-f", "testdata/input/compliant.yaml")
-			if res.code != exitError {
-				t.Errorf("exit %d, want %d", res.code, exitError)
-			}
-			if !strings.Contains(res.stderr, tt.wantErr) || !strings.HasPrefix(res.stderr, "loomguard: ") {
-				t.Errorf("stderr %q, want it to contain %q", res.stderr, tt.wantErr)
-			}
-			if !strings.Contains(res.stdout, "allowed") && !strings.Contains(res.stdout, "workload") {
-				t.Errorf("no report of the readable input:\n%s", res.stdout)
 			}
 		})
 	}
