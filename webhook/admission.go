@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sync/semaphore"
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -63,6 +64,8 @@ type Handlers struct {
 	// loomguard's CPU under the API server's load (BENCHMARKS.md). A reviewer's stack stays
 	// grown from one review to the next.
 	reviewers chan func()
+	// bodyBytes weighs the reviews being worked on by the size of their bodies.
+	bodyBytes *semaphore.Weighted
 }
 
 // HandlerOptions bound the work of the handlers.
@@ -88,6 +91,7 @@ func NewHandlers(engine *atomic.Pointer[policies.Engine], m *Metrics, log logr.L
 		bufs:      &sync.Pool{New: func() any { return new(bytes.Buffer) }},
 		inFlight:  make(chan struct{}, o.MaxInFlight),
 		reviewers: make(chan func()),
+		bodyBytes: semaphore.NewWeighted(maxBodyBytesInFlight),
 	}
 	// As many reviewers as tokens: a review holding a token finds one idle at once. They
 	// block on the channel while idle and live as long as the process.

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -32,11 +33,15 @@ const (
 	MaxReviewTimeout     = 30 * time.Second
 )
 
-// DefaultMaxInFlight is how many reviews a replica works on at once by default. The
-// largest review (a 3 MiB object in an UPDATE, through /mutate) peaks at about 40 MiB of
-// heap (BENCHMARKS.md), so 8 of them fit in the Deployment's 512 MiB memory limit next to
-// the idle process, the audit and the Go runtime's slack.
+// DefaultMaxInFlight is how many reviews a replica works on at once by default. A review
+// of an ordinary workload takes well under 1 MiB of heap; large ones are bounded together
+// by maxBodyBytesInFlight (a 3 MiB Pod's review takes about 400 MiB: BENCHMARKS.md).
 const DefaultMaxInFlight = 8
+
+// maxBodyBytesInFlight bounds the review bodies worked on at once, in bytes: one review of
+// the largest object the API server stores (3 MiB) and a few small ones. A body larger
+// than the budget takes all of it.
+const maxBodyBytesInFlight = 4 << 20
 
 // retryAfter is the Retry-After of a review refused because the replica is at its
 // in-flight limit. The API server's webhook client retries a 429 after it, within the
@@ -68,6 +73,7 @@ type reviewHandler struct {
 	bufs      *sync.Pool // *bytes.Buffer
 	inFlight  chan struct{}
 	reviewers chan func()
+	bodyBytes *semaphore.Weighted
 	failures  *failures
 }
 
@@ -78,6 +84,7 @@ func (h *Handlers) newReviewHandler(webhook string, hook *admission.Webhook) rev
 		bufs:      h.bufs,
 		inFlight:  h.inFlight,
 		reviewers: h.reviewers,
+		bodyBytes: h.bodyBytes,
 		failures:  h.failures,
 	}
 }
@@ -139,6 +146,23 @@ func (h reviewHandler) serve(w http.ResponseWriter, r *http.Request, start time.
 		h.fail(w, start, bad)
 		return
 	}
+	// What a review costs grows with its size (a 3 MiB Pod's takes about 400 MiB of heap:
+	// BENCHMARKS.md), so the bodies being worked on at once are bounded as well as their
+	// number: a large review waits, like one over the in-flight limit, for the others.
+	weight := min(int64(buf.Len()), maxBodyBytesInFlight)
+	wctx, wcancel := context.WithDeadline(ctx, start.Add(timeout/2))
+	err := h.bodyBytes.Acquire(wctx, weight)
+	wcancel()
+	if err != nil {
+		if r.Context().Err() != nil {
+			return // the client went away while waiting
+		}
+		w.Header().Set("Retry-After", retryAfter)
+		h.fail(w, start, &failed{code: http.StatusTooManyRequests, reason: reasonOverloaded, uid: ar.Request.UID,
+			msg: fmt.Sprintf("loomguard is reviewing %d MiB of objects already; retry after %ss", maxBodyBytesInFlight>>20, retryAfter)})
+		return
+	}
+	defer h.bodyBytes.Release(weight)
 	resp := h.hook.Handle(ctx, admission.Request{AdmissionRequest: *ar.Request})
 	writeReview(w, &resp.AdmissionResponse)
 }

@@ -64,6 +64,8 @@ type options struct {
 	pid         int
 	spawn       string
 	rate        float64
+	probe       string
+	hold        time.Duration
 }
 
 func main() {
@@ -80,6 +82,8 @@ func main() {
 	flag.IntVar(&o.pid, "pid", 0, "process ID of the server, to report its resident memory (VmRSS)")
 	flag.StringVar(&o.spawn, "spawn", "", "start this loomguard binary with a throwaway certificate and stop it afterwards")
 	flag.Float64Var(&o.rate, "rate", 0, "open loop: send this many reviews per second in total and time each from its scheduled start (0: closed loop, as fast as the connections go)")
+	flag.StringVar(&o.probe, "probe", "", `instead of load, a hostile probe measuring the server's peak RSS: "declared" (-c connections each declaring a 7 MiB body and sending 1 byte, held for -hold) or "bigpods" (-n /mutate reviews of a 3 MiB Pod of 49,932 containers lacking every security setting, -c at once)`)
+	flag.DurationVar(&o.hold, "hold", 5*time.Second, "how long -probe declared holds its connections open")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -116,16 +120,19 @@ func run(o options) error {
 	if err := loopbackOnly(o.addr); err != nil {
 		return err
 	}
-	body, err := reviewBody(o.fixture, o.namespace)
-	if err != nil {
-		return err
-	}
-
 	target, err := url.Parse(o.addr)
 	if err != nil {
 		return err
 	}
 	tlsConfig := &tls.Config{RootCAs: pool, InsecureSkipVerify: pool == nil, NextProtos: []string{"http/1.1"}} //nolint:gosec // loopback benchmark
+	if o.probe != "" {
+		return probe(ctx, o, &generator{addr: target.Host, tls: tlsConfig, c: o.c})
+	}
+	body, err := reviewBody(o.fixture, o.namespace)
+	if err != nil {
+		return err
+	}
+
 	paths := strings.Split(o.paths, ",")
 	requests := make([][]byte, len(paths))
 	for i, p := range paths {
@@ -573,4 +580,76 @@ func writeCert(dir string) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	return pool, nil
+}
+
+// probe runs one of the hostile probes of issue 11 and reports the server's peak RSS.
+func probe(ctx context.Context, o options, g *generator) error {
+	idle := rss(o.pid)
+	var peak atomic.Int64
+	stopSampling := sampleRSS(o.pid, &peak)
+	var sent, answered atomic.Int64
+	var wg sync.WaitGroup
+	switch o.probe {
+	case "declared":
+		head := []byte(fmt.Sprintf("POST /validate?timeout=30s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", g.addr, 7<<20))
+		for range o.c {
+			wg.Go(func() {
+				c, err := g.dial(ctx)
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				if _, err := c.Write(head); err == nil {
+					sent.Add(1)
+				}
+				hold, cancel := context.WithTimeout(ctx, o.hold)
+				defer cancel()
+				<-hold.Done()
+			})
+		}
+	case "bigpods":
+		var pod bytes.Buffer
+		pod.WriteString(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"big","namespace":"loom"},"spec":{"containers":[`)
+		for i := range 49932 {
+			if i > 0 {
+				pod.WriteByte(',')
+			}
+			fmt.Fprintf(&pod, `{"name":"c%05d","image":"registry.example.com/app:1.0.%05d"}`, i, i)
+		}
+		pod.WriteString(`]}}`)
+		review := fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"b","kind":{"version":"v1","kind":"Pod"},"resource":{"version":"v1","resource":"pods"},"name":"big","namespace":"loom","operation":"CREATE","object":%s}}`, pod.Bytes())
+		var b bytes.Buffer
+		fmt.Fprintf(&b, "POST /mutate?timeout=30s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", g.addr, len(review), review)
+		req := b.Bytes()
+		var next atomic.Int64
+		for range o.c {
+			wg.Go(func() {
+				for next.Add(1) <= int64(o.n) && ctx.Err() == nil {
+					c, err := g.dial(ctx)
+					if err != nil {
+						return
+					}
+					sent.Add(1)
+					_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+					if _, err := c.Write(req); err == nil {
+						if resp, err := http.ReadResponse(c.br, nil); err == nil {
+							resp.Body.Close()
+							if resp.StatusCode == http.StatusOK {
+								answered.Add(1)
+							}
+						}
+					}
+					c.Close()
+				}
+			})
+		}
+	default:
+		stopSampling()
+		return fmt.Errorf("unknown -probe %q (want declared or bigpods)", o.probe)
+	}
+	wg.Wait()
+	stopSampling()
+	fmt.Printf("probe         %s: %d connections or reviews sent, %d answered with HTTP 200, %d at once\n", o.probe, sent.Load(), answered.Load(), o.c)
+	fmt.Printf("server RSS    idle %s  peak %s  after %s\n", mib(idle), mib(peak.Load()), mib(rss(o.pid)))
+	return nil
 }
