@@ -66,6 +66,7 @@ const (
 type Metrics struct {
 	requests   *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
+	inFlight   prometheus.Gauge
 	violations *prometheus.CounterVec
 	mutations  *prometheus.CounterVec
 	reloads    *prometheus.CounterVec
@@ -90,6 +91,10 @@ func NewMetrics(reg prometheus.Registerer, engine func() *policies.Engine) (*Met
 			// From 100µs, since a review takes tens of microseconds, to the API server's timeout.
 			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5},
 		}, []string{"webhook"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "loomguard_admission_in_flight",
+			Help: "Admission reviews being worked on (both webhooks; at most --max-in-flight).",
+		}),
 		violations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loomguard_policy_violations_total",
 			Help: "Policy violations found, by policy, the action in force and source (admission). Dry runs are not counted.",
@@ -113,6 +118,9 @@ func NewMetrics(reg prometheus.Registerer, engine func() *policies.Engine) (*Met
 		return nil, err
 	}
 	if m.duration, err = register(reg, m.duration); err != nil {
+		return nil, err
+	}
+	if m.inFlight, err = register(reg, m.inFlight); err != nil {
 		return nil, err
 	}
 	if m.violations, err = register(reg, m.violations); err != nil {

@@ -110,6 +110,8 @@ func (h reviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer func() { <-h.inFlight }()
+	h.failures.metrics.inFlight.Inc()
+	defer h.failures.metrics.inFlight.Dec()
 
 	// The work is done by a reviewer (Handlers.reviewers), while this goroutine waits; a
 	// panic is handed back, so that net/http treats it as the handler's own.

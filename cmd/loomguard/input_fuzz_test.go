@@ -7,11 +7,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/loomguard/loomguard/internal/manifest"
 	"github.com/loomguard/loomguard/policies"
 )
 
-// FuzzInputReader holds the CLI's input reader (what check and fix read) to its contract on
-// any bytes: no panic, and every error names the file and, when it is about one document,
+// FuzzInputReader holds the CLI's input reader (internal/manifest's splitting and the
+// reader's decoding: what check and fix read) to its contract on any bytes: no panic, and every error names the file and, when it is about one document,
 // that document ("input.yaml: document 2 (line 14): ..."). Its seeds are the CLI's test
 // inputs and testdata/fuzz/FuzzInputReader.
 //
@@ -39,12 +40,12 @@ func FuzzInputReader(f *testing.F) {
 	const name = "input.yaml"
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := newReader(engine, "default")
-		docs, errs := splitDocuments(name, data)
+		docs, errs := manifest.SplitDocuments(name, data)
 		for i := range docs {
 			_, perrs := r.parse(&docs[i])
 			for _, e := range perrs {
-				if e.document != docs[i].index {
-					t.Errorf("an error about document %d says document %d: %v", docs[i].index, e.document, e)
+				if e.Document != docs[i].Index {
+					t.Errorf("an error about document %d says document %d: %v", docs[i].Index, e.Document, e)
 				}
 			}
 			errs = append(errs, perrs...)
@@ -54,8 +55,8 @@ func FuzzInputReader(f *testing.F) {
 			if !strings.HasPrefix(msg, name+": ") {
 				t.Errorf("error does not name the file: %q", msg)
 			}
-			if e.document >= 0 && !strings.Contains(msg, fmt.Sprintf("document %d", e.document)) {
-				t.Errorf("error about document %d does not name it: %q", e.document, msg)
+			if e.Document >= 0 && !strings.Contains(msg, fmt.Sprintf("document %d", e.Document)) {
+				t.Errorf("error about document %d does not name it: %q", e.Document, msg)
 			}
 		}
 	})

@@ -118,6 +118,18 @@ func TestServeSignals(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	// The server has read the review's headers: it is in flight.
+	waitInFlight := func() {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(e.metricsText(t), "\nloomguard_admission_in_flight 1\n") {
+			if time.Now().After(deadline) {
+				t.Fatalf("the review never got in flight:\n%s", stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitInFlight()
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -131,6 +143,7 @@ func TestServeSignals(t *testing.T) {
 	}
 
 	stuck := e.startReview(t)
+	waitInFlight()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
