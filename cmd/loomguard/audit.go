@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/loomguard/loomguard/internal/manifest"
+	"github.com/loomguard/loomguard/internal/report"
 	"io"
 	"os"
 	"strings"
@@ -108,32 +109,32 @@ daemonsets, replicasets, jobs, cronjobs, poddisruptionbudgets and networkpolicie
 		return exitError
 	}
 	c := auditResult(engine, res)
-	if err := c.write(stdout, output.value, *verbose); err != nil {
+	if err := c.Write(stdout, output.value, *verbose); err != nil {
 		fmt.Fprintf(stderr, "loomguard: writing %s report: %v\n", output.value, err)
 		return exitError
 	}
-	return c.exitCode()
+	return exitCode(c)
 }
 
 // auditResult turns an audit into check's result: one entry per evaluated workload, from
 // the source "cluster". The objects themselves are not kept by the audit; each entry's
 // workload holds only the kind and metadata that name it (the reports never read more).
-func auditResult(engine *policies.Engine, res *audit.Result) *checkResult {
+func auditResult(engine *policies.Engine, res *audit.Result) *report.Result {
 	doc := &manifest.Document{Source: clusterSource, Index: 0, Live: true}
-	c := &checkResult{engine: engine, sources: []string{clusterSource}, entries: make([]*entry, 0, len(res.Workloads))}
+	c := &report.Result{Engine: engine, ToolVersion: currentBuild().Version, Sources: []string{clusterSource}, Objects: make([]*report.Object, 0, len(res.Workloads))}
 	for i := range res.Workloads {
 		w := &res.Workloads[i]
 		gvk := schema.FromAPIVersionAndKind(w.Ref.APIVersion, w.Ref.Kind)
-		c.entries = append(c.entries, &entry{
-			doc:       doc,
-			item:      -1,
-			gvk:       gvk,
-			name:      w.Ref.Name,
-			namespace: w.Ref.Namespace,
-			workload:  &policies.Workload{Kind: gvk.GroupKind(), Meta: &metav1.ObjectMeta{Namespace: w.Ref.Namespace, Name: w.Ref.Name}},
-			report:    w.Report,
+		c.Objects = append(c.Objects, &report.Object{
+			Doc:       doc,
+			Item:      -1,
+			GVK:       gvk,
+			Name:      w.Ref.Name,
+			Namespace: w.Ref.Namespace,
+			Workload:  &policies.Workload{Kind: gvk.GroupKind(), Meta: &metav1.ObjectMeta{Namespace: w.Ref.Namespace, Name: w.Ref.Name}},
+			Report:    w.Report,
 			// The cluster is the whole truth: every workload had its namespace's view.
-			crossObject: true,
+			CrossObject: true,
 		})
 	}
 	return c

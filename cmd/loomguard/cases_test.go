@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/loomguard/loomguard/internal/report"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,7 +50,7 @@ func caseVerdicts(t *testing.T, args ...string) (map[string]string, map[string][
 	if r.code != 0 && r.code != 1 {
 		t.Fatalf("check %v: exit %d\n%s", args, r.code, r.stderr)
 	}
-	var rep jsonReport
+	var rep report.JSONReport
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("check %v: %v\n%s", args, err, r.stdout)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/loomguard/loomguard/internal/manifest"
+	"github.com/loomguard/loomguard/internal/report"
 	"io"
 	"strings"
 
@@ -79,90 +80,37 @@ its line: loomguard: bad.yaml: document 2 (line 14): <error>.`,
 	engine := r.engine
 	docs, sources, errs := r.scan(ctx, *files, stdin)
 	r.related = crossObjectView(docs, crossObject.value)
-	res := &checkResult{engine: engine, sources: sources, errors: errs}
+	res := &report.Result{Engine: engine, ToolVersion: currentBuild().Version, Sources: sources, Errors: errs}
 	for _, pd := range docs {
 		for _, e := range pd.entries {
-			if e.workload != nil {
+			if e.Workload != nil {
 				r.evaluate(e)
 			}
-			res.entries = append(res.entries, e)
+			res.Objects = append(res.Objects, &e.Object)
 		}
 	}
 	for _, err := range errs {
 		fmt.Fprintf(stderr, "loomguard: %v\n", err)
 	}
-	if len(res.entries) == 0 && len(errs) == 0 {
+	if len(res.Objects) == 0 && len(errs) == 0 {
 		fmt.Fprintf(stderr, "loomguard: no objects found in %s\n", strings.Join(*files, ", "))
-		res.errors = append(res.errors, manifest.FileError(strings.Join(*files, ", "), errors.New("no objects found")))
+		res.Errors = append(res.Errors, manifest.FileError(strings.Join(*files, ", "), errors.New("no objects found")))
 	}
-	if err := res.write(stdout, output.value, *verbose); err != nil {
+	if err := res.Write(stdout, output.value, *verbose); err != nil {
 		fmt.Fprintf(stderr, "loomguard: writing %s report: %v\n", output.value, err)
 		return exitError
 	}
-	return res.exitCode()
+	return exitCode(res)
 }
 
-// checkResult is everything a check run found.
-type checkResult struct {
-	engine  *policies.Engine
-	sources []string // the sources read, in order
-	entries []*entry // every object, workloads evaluated
-	errors  []*manifest.Error
-}
-
-func (c *checkResult) write(w io.Writer, format string, verbose bool) error {
-	switch format {
-	case "json":
-		return writeJSON(w, c)
-	case "sarif":
-		return writeSARIF(w, c)
-	case "junit":
-		return writeJUnit(w, c)
-	}
-	return writeText(w, c, verbose)
-}
-
-// exitCode is 2 with any input error, else 1 with any enforced violation, else 0.
-func (c *checkResult) exitCode() int {
-	if len(c.errors) > 0 {
+func exitCode(c *report.Result) int {
+	if len(c.Errors) > 0 {
 		return exitError
 	}
-	for _, e := range c.entries {
-		if e.workload != nil && e.report.Decision() == policies.Denied {
+	for _, e := range c.Objects {
+		if e.Workload != nil && e.Report.Decision() == policies.Denied {
 			return exitViolations
 		}
 	}
 	return exitOK
-}
-
-// summary counts the objects, workloads, decisions and violations.
-type summary struct {
-	objects, workloads         int
-	denied, warned, allowed    int
-	violations                 int
-	enforced, warnings, audits int
-}
-
-func (c *checkResult) summary() summary {
-	var s summary
-	for _, e := range c.entries {
-		s.objects++
-		if e.workload == nil {
-			continue
-		}
-		s.workloads++
-		switch e.report.Decision() {
-		case policies.Denied:
-			s.denied++
-		case policies.Warned:
-			s.warned++
-		default:
-			s.allowed++
-		}
-		s.violations += len(e.report.Violations)
-		s.enforced += e.report.Count(policies.ActionEnforce)
-		s.warnings += e.report.Count(policies.ActionWarn)
-		s.audits += e.report.Count(policies.ActionAudit)
-	}
-	return s
 }

@@ -38,14 +38,14 @@ func crossObjectView(docs []parsedDoc, mode string) map[string]*policies.Related
 		for _, e := range pd.entries {
 			switch {
 			case e.related != nil:
-				r := view[e.namespace]
+				r := view[e.Namespace]
 				if r == nil {
 					r = policies.NewRelated()
-					view[e.namespace] = r
+					view[e.Namespace] = r
 				}
 				r.Add(e.related)
-			case e.workload != nil && mode == crossObjectOn && view[e.namespace] == nil:
-				view[e.namespace] = policies.NewRelated()
+			case e.Workload != nil && mode == crossObjectOn && view[e.Namespace] == nil:
+				view[e.Namespace] = policies.NewRelated()
 			}
 		}
 	}

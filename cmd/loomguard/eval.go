@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/loomguard/loomguard/internal/manifest"
+	"github.com/loomguard/loomguard/internal/report"
 	"io"
 	"os"
 	"regexp"
@@ -72,49 +73,14 @@ func loadConfig(data []byte) (*policies.Config, []error) {
 // entry is one object of the input: a document, an item of a List, or the object of an
 // AdmissionReview.
 type entry struct {
-	doc  *manifest.Document
-	item int // index in a List's items; -1 otherwise
+	report.Object
 	// pointer is the object's JSON pointer inside its document: "", "/items/3" or
 	// "/request/object".
 	pointer string
-	gvk     schema.GroupVersionKind
-	name    string // metadata.name, else metadata.generateName
-	// namespace is the object's own namespace; for a workload without one, the
-	// AdmissionReview's namespace, else --namespace.
-	namespace string
-	raw       []byte // the object's JSON
-	// workload is the typed workload; nil for every other kind.
-	workload *policies.Workload
-	report   policies.Report
+	raw     []byte // the object's JSON
 	// related is a decoded PodDisruptionBudget or NetworkPolicy, which the cross-object
 	// policies check workloads against (see crossObjectView); nil for every other kind.
 	related kruntime.Object
-	// crossObject says the workload was evaluated with a Related view: the cross-object
-	// policies had something to check against.
-	crossObject bool
-}
-
-// location is how the entry is named in reports: source#document, plus .items[i].
-func (e *entry) location() string {
-	if e.doc.Live {
-		return e.doc.Source // a cluster object: no document, no item
-	}
-	s := e.doc.Source + "#" + strconv.Itoa(e.doc.Index)
-	if e.item >= 0 {
-		s += ".items[" + strconv.Itoa(e.item) + "]"
-	}
-	return s
-}
-
-// object is "Kind namespace/name", "Kind name" without a namespace, "Kind" without either.
-func (e *entry) object() string {
-	switch {
-	case e.namespace != "":
-		return e.gvk.Kind + " " + e.namespace + "/" + e.name
-	case e.name != "":
-		return e.gvk.Kind + " " + e.name
-	}
-	return e.gvk.Kind
 }
 
 // parsedDoc is a document with the objects found in it.
@@ -267,10 +233,10 @@ func (r *reader) object(doc *manifest.Document, item int, pointer string, raw []
 	if gvk.Group == "" && gvk.Kind == "List" {
 		return nil, []error{errors.New("a List inside a List is not supported")}
 	}
-	e := &entry{doc: doc, item: item, pointer: pointer, gvk: gvk, raw: raw,
-		name: h.Metadata.Name, namespace: h.Metadata.Namespace}
-	if e.name == "" {
-		e.name = h.Metadata.GenerateName
+	e := &entry{pointer: pointer, raw: raw, Object: report.Object{Doc: doc, Item: item, GVK: gvk,
+		Name: h.Metadata.Name, Namespace: h.Metadata.Namespace}}
+	if e.Name == "" {
+		e.Name = h.Metadata.GenerateName
 	}
 	related := slices.Contains(policies.RelatedKinds(), gvk)
 	if !policies.IsWorkloadGroupKind(gvk.GroupKind()) && !related {
@@ -279,17 +245,17 @@ func (r *reader) object(doc *manifest.Document, item int, pointer string, raw []
 		}
 		return e, nil // not a workload: counted, never evaluated
 	}
-	if e.namespace == "" {
-		e.namespace = defaultNS
+	if e.Namespace == "" {
+		e.Namespace = defaultNS
 	}
-	if e.namespace == "" {
-		e.namespace = r.namespace
+	if e.Namespace == "" {
+		e.Namespace = r.namespace
 	}
 	if related {
 		// Counted like any other kind, and read for the cross-object policies.
 		obj, err := r.decoder.Decode(raw, gvk, true)
 		if err != nil {
-			return nil, []error{fmt.Errorf("%s: %w", describe(gvk.Kind, e.name), err)}
+			return nil, []error{fmt.Errorf("%s: %w", describe(gvk.Kind, e.Name), err)}
 		}
 		e.related = obj
 		return e, nil
@@ -297,9 +263,9 @@ func (r *reader) object(doc *manifest.Document, item int, pointer string, raw []
 	var errs []error
 	obj, err := r.decoder.Decode(raw, gvk, true)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", describe(gvk.Kind, e.name), err))
+		errs = append(errs, fmt.Errorf("%s: %w", describe(gvk.Kind, e.Name), err))
 	}
-	if e.name == "" {
+	if e.Name == "" {
 		errs = append(errs, fmt.Errorf("%s without metadata.name", gvk.Kind))
 	}
 	if len(errs) > 0 {
@@ -307,9 +273,9 @@ func (r *reader) object(doc *manifest.Document, item int, pointer string, raw []
 	}
 	w, ok := policies.NewWorkload(obj)
 	if !ok {
-		return nil, []error{fmt.Errorf("%s: decoded as %T, which is not a workload", describe(gvk.Kind, e.name), obj)}
+		return nil, []error{fmt.Errorf("%s: decoded as %T, which is not a workload", describe(gvk.Kind, e.Name), obj)}
 	}
-	e.workload = w
+	e.Workload = w
 	return e, nil
 }
 
@@ -338,10 +304,10 @@ func legacyWorkload(gvk schema.GroupVersionKind) (string, bool) {
 
 // evaluate runs the engine on a workload in its effective namespace (see entry.namespace).
 func (r *reader) evaluate(e *entry) {
-	w := e.workload
-	w.Related = r.related[e.namespace]
-	e.crossObject = w.Related != nil
-	e.report = r.engine.Evaluate(w, e.namespace)
+	w := e.Workload
+	w.Related = r.related[e.Namespace]
+	e.CrossObject = w.Related != nil
+	e.Report = r.engine.Evaluate(w, e.Namespace)
 }
 
 // yamlLine matches the YAML parser's line numbers, which count from the document's first line.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/loomguard/loomguard/internal/manifest"
+	"github.com/loomguard/loomguard/internal/report"
 	"io"
 	"strings"
 
@@ -59,7 +60,7 @@ policies whose fixes changed it.
 	// --check-after sees the input's PodDisruptionBudgets and NetworkPolicies as check
 	// does by default (fix never changes them).
 	r.related = crossObjectView(docs, crossObjectAuto)
-	after := &checkResult{engine: engine, sources: sources}
+	after := &report.Result{Engine: engine, ToolVersion: currentBuild().Version, Sources: sources}
 	out := bufio.NewWriter(stdout)
 	objects := 0
 	for i, pd := range docs {
@@ -77,12 +78,14 @@ policies whose fixes changed it.
 			out.WriteByte('\n')
 		}
 		for _, e := range fixed {
-			fmt.Fprintf(stderr, "%s %s: fixed %s\n", e.location(), e.object(), strings.Join(e.fixed, ", "))
+			fmt.Fprintf(stderr, "%s %s: fixed %s\n", e.Location(), e.Describe(), strings.Join(e.fixed, ", "))
 		}
 		if *checkAfter {
 			entries, evalErrs := r.recheck(pd, text, reparse)
 			errs = append(errs, evalErrs...)
-			after.entries = append(after.entries, entries...)
+			for _, e := range entries {
+				after.Objects = append(after.Objects, &e.Object)
+			}
 		}
 	}
 	if err := out.Flush(); err != nil {
@@ -92,16 +95,16 @@ policies whose fixes changed it.
 	for _, err := range errs {
 		fmt.Fprintf(stderr, "loomguard: %v\n", err)
 	}
-	after.errors = errs
+	after.Errors = errs
 	if objects == 0 && len(errs) == 0 {
 		fmt.Fprintf(stderr, "loomguard: no objects found in %s\n", strings.Join(*files, ", "))
 		return exitError
 	}
 	if *checkAfter {
-		if err := writeText(stderr, after, false); err != nil {
+		if err := after.Write(stderr, "text", false); err != nil {
 			return exitError
 		}
-		return after.exitCode()
+		return exitCode(after)
 	}
 	if len(errs) > 0 {
 		return exitError
@@ -126,12 +129,12 @@ func (r *reader) fix(pd parsedDoc) ([]byte, []fixedEntry, *manifest.Error) {
 		fixed []fixedEntry
 	)
 	for _, e := range pd.entries {
-		if e.workload == nil || mutation.Unfixable(e.workload) != "" {
+		if e.Workload == nil || mutation.Unfixable(e.Workload) != "" {
 			continue // as the mutating webhook leaves it
 		}
-		m, err := mutation.Apply(r.engine, e.workload, e.raw, e.namespace)
+		m, err := mutation.Apply(r.engine, e.Workload, e.raw, e.Namespace)
 		if err != nil {
-			return fail(fmt.Errorf("fixing %s: %w", e.object(), err))
+			return fail(fmt.Errorf("fixing %s: %w", e.Describe(), err))
 		}
 		if len(m.Fixed) == 0 {
 			continue
@@ -179,7 +182,7 @@ func (r *reader) recheck(pd parsedDoc, text []byte, reparse bool) ([]*entry, []*
 		entries = npd.entries
 	}
 	for _, e := range entries {
-		if e.workload != nil {
+		if e.Workload != nil {
 			r.evaluate(e)
 		}
 	}

@@ -125,10 +125,10 @@ Constraints' status.violations) disagree, and why; its exit code is 1 when they 
 			for _, e := range pd.entries {
 				u := &unstructured.Unstructured{}
 				if err := json.Unmarshal(e.raw, &u.Object); err != nil {
-					fmt.Fprintf(stderr, "loomguard: %s: %v\n", e.location(), err)
+					fmt.Fprintf(stderr, "loomguard: %s: %v\n", e.Location(), err)
 					return exitError
 				}
-				objs = append(objs, gatekeeper.Object{Source: e.location(), Obj: u})
+				objs = append(objs, gatekeeper.Object{Source: e.Location(), Obj: u})
 				entries = append(entries, e)
 			}
 		}
@@ -230,11 +230,11 @@ func fileVerdicts(cfg *policies.Config, entries []*entry, namespace string) ([]g
 	r := newReader(engine, namespace)
 	var out []gatekeeper.Verdict
 	for _, e := range entries {
-		if e.workload == nil {
+		if e.Workload == nil {
 			continue
 		}
 		r.evaluate(e)
-		out = append(out, verdictOf(engine, e.gvk.Kind, e.namespace, e.name, &e.report))
+		out = append(out, verdictOf(engine, e.GVK.Kind, e.Namespace, e.Name, &e.Report))
 	}
 	return out, nil, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/loomguard/loomguard/internal/report"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,7 +53,7 @@ func TestCheckPodSecurityOracle(t *testing.T) {
 			if code != exitViolations {
 				t.Errorf("%s/%s: exit %d, want %d (the fail fixtures are denied)\n%s", level.Name(), version.Name(), code, exitViolations, stderr.String())
 			}
-			var report jsonReport
+			var report report.JSONReport
 			if err := json.Unmarshal(stdout.Bytes(), &report); err != nil {
 				t.Fatalf("%s/%s: %v", level.Name(), version.Name(), err)
 			}

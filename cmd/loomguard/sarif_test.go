@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/loomguard/loomguard/internal/report"
 	"github.com/loomguard/loomguard/policies"
 )
 
@@ -33,7 +34,7 @@ func TestSARIFStructure(t *testing.T) {
 			}
 			for _, key := range []string{"$schema", "version", "runs"} {
 				if _, ok := raw[key]; !ok {
-					t.Errorf("sarifLog lacks %q", key)
+					t.Errorf("report.SARIFLog lacks %q", key)
 				}
 			}
 			runs, _ := raw["runs"].([]any)
@@ -49,7 +50,7 @@ func TestSARIFStructure(t *testing.T) {
 				t.Errorf("run.results is missing or not an array (must be [] without violations)")
 			}
 
-			var log sarifLog
+			var log report.SARIFLog
 			if err := json.Unmarshal([]byte(res.stdout), &log); err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +118,7 @@ func TestSARIFStructure(t *testing.T) {
 
 			// One result per violation of the JSON report.
 			js := runCLI(t, "", append([]string{"check", "-o", "json"}, tt.args...)...)
-			var rep jsonReport
+			var rep report.JSONReport
 			if err := json.Unmarshal([]byte(js.stdout), &rep); err != nil {
 				t.Fatal(err)
 			}
@@ -138,33 +139,4 @@ func dig(m map[string]any, keys ...string) any {
 		v = mm[k]
 	}
 	return v
-}
-
-func TestSARIFURI(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"deploy.yaml", "deploy.yaml"},
-		{"manifests/base/deploy.yaml", "manifests/base/deploy.yaml"},
-		{"my manifests/a#b.yaml", "my%20manifests/a%23b.yaml"},
-		{"/abs/deploy.yaml", "file:///abs/deploy.yaml"},
-		{"-", "-"},
-	}
-	for _, tt := range tests {
-		if got := sarifURI(tt.in); got != tt.want {
-			t.Errorf("sarifURI(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
-func TestSARIFLevel(t *testing.T) {
-	want := map[policies.Action]string{
-		policies.ActionEnforce: "error",
-		policies.ActionWarn:    "warning",
-		policies.ActionAudit:   "note",
-		policies.ActionOff:     "none",
-	}
-	for a, l := range want {
-		if got := sarifLevel(a); got != l {
-			t.Errorf("sarifLevel(%s) = %q, want %q", a, got, l)
-		}
-	}
 }

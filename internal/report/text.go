@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"bufio"
@@ -11,25 +11,25 @@ import (
 // violations ("deploy.yaml#0 Deployment loom/web: denied"), its violations indented as
 // "[policy-id] field.path: detail (action)", then the summary line. verbose also lists
 // allowed workloads, exempt namespaces, waivers and the objects that are not workloads.
-func writeText(w io.Writer, c *checkResult, verbose bool) error {
+func writeText(w io.Writer, c *Result, verbose bool) error {
 	bw := bufio.NewWriter(w)
-	writeTextEntries(bw, c.entries, verbose)
-	s := c.summary()
+	writeTextEntries(bw, c.Objects, verbose)
+	s := c.Summary()
 	fmt.Fprintf(bw, "%s, %s: %d denied, %d warned, %d allowed; %s (%d enforce, %d warn, %d audit)\n",
-		count(s.objects, "object"), count(s.workloads, "workload"), s.denied, s.warned, s.allowed,
-		count(s.violations, "violation"), s.enforced, s.warnings, s.audits)
+		count(s.Objects, "object"), count(s.Workloads, "workload"), s.Denied, s.Warned, s.Allowed,
+		count(s.Violations, "violation"), s.Enforced, s.Warnings, s.Audits)
 	return bw.Flush()
 }
 
-func writeTextEntries(w io.Writer, entries []*entry, verbose bool) {
+func writeTextEntries(w io.Writer, entries []*Object, verbose bool) {
 	for _, e := range entries {
-		if e.workload == nil {
+		if e.Workload == nil {
 			if verbose {
-				fmt.Fprintf(w, "%s %s: skipped (not a workload)\n", e.location(), e.object())
+				fmt.Fprintf(w, "%s %s: skipped (not a workload)\n", e.Location(), e.Describe())
 			}
 			continue
 		}
-		r := &e.report
+		r := &e.Report
 		if len(r.Violations) == 0 && !verbose {
 			continue
 		}
@@ -37,7 +37,7 @@ func writeTextEntries(w io.Writer, entries []*entry, verbose bool) {
 		if r.Exempt {
 			decision += " (namespace " + strconv.Quote(r.Namespace) + " is exempt)"
 		}
-		fmt.Fprintf(w, "%s %s: %s\n", e.location(), e.object(), decision)
+		fmt.Fprintf(w, "%s %s: %s\n", e.Location(), e.Describe(), decision)
 		for _, v := range r.Violations {
 			fmt.Fprintf(w, "  %s (%s)\n", v.Message(), v.Action)
 		}

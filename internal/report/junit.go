@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"encoding/xml"
@@ -61,7 +61,7 @@ type junitSkipped struct {
 //     testcase: they do not block admission, so they must not fail the build;
 //   - a policy that is off, or a workload in an exempt namespace, is <skipped>;
 //   - an input error is an <error> testcase named after the document in its file.
-func writeJUnit(w io.Writer, c *checkResult) error {
+func writeJUnit(w io.Writer, c *Result) error {
 	suites := map[string]*junitSuite{}
 	var order []string
 	suite := func(source string) *junitSuite {
@@ -73,19 +73,19 @@ func writeJUnit(w io.Writer, c *checkResult) error {
 		}
 		return s
 	}
-	for _, src := range c.sources {
+	for _, src := range c.Sources {
 		suite(src)
 	}
-	for _, e := range c.entries {
-		if e.workload == nil {
+	for _, e := range c.Objects {
+		if e.Workload == nil {
 			continue
 		}
-		s := suite(e.doc.Source)
-		for _, p := range c.engine.Policies() {
-			s.Cases = append(s.Cases, junitPolicyCase(c.engine, e, p.ID, p.CrossObject))
+		s := suite(e.Doc.Source)
+		for _, p := range c.Engine.Policies() {
+			s.Cases = append(s.Cases, junitPolicyCase(c.Engine, e, p.ID, p.CrossObject))
 		}
 	}
-	for _, err := range c.errors {
+	for _, err := range c.Errors {
 		s := suite(err.Source)
 		name := "input"
 		if err.Document >= 0 {
@@ -132,30 +132,30 @@ func writeJUnit(w io.Writer, c *checkResult) error {
 
 // junitPolicyCase is the testcase of one policy on one workload. A cross-object policy
 // that had no PodDisruptionBudgets and NetworkPolicies to check against is skipped.
-func junitPolicyCase(engine *policies.Engine, e *entry, policyID string, crossObject bool) junitCase {
-	tc := junitCase{Name: e.object() + ": " + policyID, Classname: e.doc.Source}
-	if e.report.Exempt {
-		tc.Skipped = &junitSkipped{Message: fmt.Sprintf("namespace %q is exempt", e.namespace)}
+func junitPolicyCase(engine *policies.Engine, e *Object, policyID string, crossObject bool) junitCase {
+	tc := junitCase{Name: e.Describe() + ": " + policyID, Classname: e.Doc.Source}
+	if e.Report.Exempt {
+		tc.Skipped = &junitSkipped{Message: fmt.Sprintf("namespace %q is exempt", e.Namespace)}
 		return tc
 	}
-	action := engine.Action(policyID, e.namespace)
+	action := engine.Action(policyID, e.Namespace)
 	if action == policies.ActionOff {
 		tc.Skipped = &junitSkipped{Message: "policy is off"}
 		return tc
 	}
-	if crossObject && !e.crossObject {
+	if crossObject && !e.CrossObject {
 		tc.Skipped = &junitSkipped{Message: "cross-object policy: no PodDisruptionBudgets and NetworkPolicies of the namespace to check against (see --cross-object)"}
 		return tc
 	}
 	var msgs, lines []string
-	for _, v := range e.report.Violations {
+	for _, v := range e.Report.Violations {
 		if v.Policy != policyID {
 			continue
 		}
 		msgs = append(msgs, v.Message())
 		lines = append(lines, fmt.Sprintf("%s (%s)", v.Message(), v.Action))
 	}
-	for _, wv := range e.report.Waivers {
+	for _, wv := range e.Report.Waivers {
 		if wv.Policy == policyID {
 			lines = append(lines, fmt.Sprintf("[%s] waived by exception %q", policyID, wv.Exception))
 		}

@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"bufio"
@@ -7,21 +7,23 @@ import (
 	"io"
 )
 
-// The JSON report is a stable contract that other tools parse: field names and order
-// must not change. writeJSON streams it, one result at a time.
-type jsonReport struct {
-	Summary jsonSummary  `json:"summary"`
-	Results []jsonResult `json:"results"`
+// JSONReport is the JSON report, a stable contract that other tools parse: field names and
+// order must not change. writeJSON streams it, one result at a time.
+type JSONReport struct {
+	Summary JSONSummary  `json:"summary"`
+	Results []JSONResult `json:"results"`
 }
 
-type jsonSummary struct {
+// JSONSummary counts the objects, workloads, violations and denied workloads.
+type JSONSummary struct {
 	Objects    int `json:"objects"`
 	Workloads  int `json:"workloads"`
 	Violations int `json:"violations"`
 	Denied     int `json:"denied"`
 }
 
-type jsonResult struct {
+// JSONResult is one workload, allowed ones included.
+type JSONResult struct {
 	Source   string `json:"source"`
 	Document int    `json:"document"`
 	// Item is the index in a List's items, only for List items.
@@ -30,10 +32,11 @@ type jsonResult struct {
 	Namespace  string          `json:"namespace"`
 	Name       string          `json:"name"`
 	Decision   string          `json:"decision"`
-	Violations []jsonViolation `json:"violations"`
+	Violations []JSONViolation `json:"violations"`
 }
 
-type jsonViolation struct {
+// JSONViolation is one violation; Message is its detail.
+type JSONViolation struct {
 	Policy  string `json:"policy"`
 	Action  string `json:"action"`
 	Field   string `json:"field"`
@@ -43,8 +46,8 @@ type jsonViolation struct {
 // writeJSON writes every workload, allowed ones included, with 2-space indentation: the
 // layout of encoding/json's indented encoder over the whole report, written one result at
 // a time so that a large report (a cluster audit) is never held in memory twice.
-func writeJSON(w io.Writer, c *checkResult) error {
-	s := c.summary()
+func writeJSON(w io.Writer, c *Result) error {
+	s := c.Summary()
 	bw := bufio.NewWriter(w)
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -60,29 +63,29 @@ func writeJSON(w io.Writer, c *checkResult) error {
 		return err
 	}
 	bw.WriteString("{\n  \"summary\": ")
-	if err := encode(jsonSummary{Objects: s.objects, Workloads: s.workloads, Violations: s.violations, Denied: s.denied}, "  "); err != nil {
+	if err := encode(JSONSummary{Objects: s.Objects, Workloads: s.Workloads, Violations: s.Violations, Denied: s.Denied}, "  "); err != nil {
 		return err
 	}
 	bw.WriteString(",\n  \"results\": [")
 	n := 0
-	for _, e := range c.entries {
-		if e.workload == nil {
+	for _, e := range c.Objects {
+		if e.Workload == nil {
 			continue
 		}
-		res := jsonResult{
-			Source:     e.doc.Source,
-			Document:   e.doc.Index,
-			Kind:       e.gvk.Kind,
-			Namespace:  e.namespace,
-			Name:       e.name,
-			Decision:   string(e.report.Decision()),
-			Violations: make([]jsonViolation, 0, len(e.report.Violations)),
+		res := JSONResult{
+			Source:     e.Doc.Source,
+			Document:   e.Doc.Index,
+			Kind:       e.GVK.Kind,
+			Namespace:  e.Namespace,
+			Name:       e.Name,
+			Decision:   string(e.Report.Decision()),
+			Violations: make([]JSONViolation, 0, len(e.Report.Violations)),
 		}
-		if e.item >= 0 {
-			res.Item = &e.item
+		if e.Item >= 0 {
+			res.Item = &e.Item
 		}
-		for _, v := range e.report.Violations {
-			res.Violations = append(res.Violations, jsonViolation{
+		for _, v := range e.Report.Violations {
+			res.Violations = append(res.Violations, JSONViolation{
 				Policy: v.Policy, Action: string(v.Action), Field: v.Field, Message: v.Detail,
 			})
 		}

@@ -1,45 +1,47 @@
-package main
+package report
 
 import (
 	"bytes"
 	"encoding/xml"
 	"errors"
-	"github.com/loomguard/loomguard/internal/manifest"
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/loomguard/loomguard/internal/manifest"
 
 	"github.com/loomguard/loomguard/policies"
 )
 
 // syntheticResult is a check result with hand-made reports, so that the renderers are
 // tested independently of what the policies report: a denied Deployment (with a List
-// item index), an exempt one and a Service.
-func syntheticResult(t *testing.T) *checkResult {
+// item index), an exempt DaemonSet and a Certificate, which is not a workload.
+func syntheticResult(t *testing.T) *Result {
 	t.Helper()
 	e, err := policies.NewEngine(policies.DefaultConfig(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newReader(e, "default")
-	docs, _, errs := r.scan(t.Context(), []string{"testdata/input/compliant.yaml", "testdata/input/exempt.yaml", "testdata/input/other-kinds.yaml"}, nil)
-	if len(errs) > 0 {
-		t.Fatal(errs)
+	workload := func(obj runtime.Object) *policies.Workload {
+		w, ok := policies.NewWorkload(obj)
+		if !ok {
+			t.Fatalf("%T is not a workload", obj)
+		}
+		return w
 	}
-	res := &checkResult{engine: e, sources: []string{"a.yaml", "b.yaml"}}
-	for _, pd := range docs {
-		res.entries = append(res.entries, pd.entries...)
+	denied := &Object{
+		Doc: &manifest.Document{Source: "a.yaml", Index: 1, Line: 7}, Item: 2,
+		GVK: appsv1.SchemeGroupVersion.WithKind("Deployment"), Name: "api", Namespace: "loom",
+		Workload: workload(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "loom"}}),
 	}
-	if len(res.entries) != 4 {
-		t.Fatalf("%d entries, want 4", len(res.entries))
-	}
-	denied, exempt := res.entries[0], res.entries[1]
-	denied.doc = &manifest.Document{Source: "a.yaml", Index: 1, Line: 7}
-	denied.item = 2
 	containers := field.NewPath("spec", "template", "spec", "containers").Index(0)
-	denied.report = policies.Report{
-		Kind: denied.workload.Kind, Namespace: "loom", Name: "api",
+	denied.Report = policies.Report{
+		Kind: denied.Workload.Kind, Namespace: "loom", Name: "api",
 		Violations: []policies.Violation{
 			{Policy: "image-tag", Action: policies.ActionEnforce, Error: field.Invalid(containers.Child("image"), "x:latest", `image "x:latest" uses <latest> & more`)},
 			{Policy: "image-tag", Action: policies.ActionEnforce, Error: field.Required(containers.Child("name"), "second")},
@@ -48,11 +50,17 @@ func syntheticResult(t *testing.T) *checkResult {
 		},
 		Waivers: []policies.Waiver{{Policy: "run-as-non-root", Exception: "legacy"}},
 	}
-	exempt.doc = &manifest.Document{Source: "b.yaml", Index: 0, Line: 1}
-	exempt.report = policies.Report{Kind: exempt.workload.Kind, Namespace: "kube-system", Name: "node-agent", Exempt: true}
-	res.entries = res.entries[:3]
-	res.entries[2].doc = &manifest.Document{Source: "b.yaml", Index: 1, Line: 9}
-	return res
+	exempt := &Object{
+		Doc: &manifest.Document{Source: "b.yaml", Index: 0, Line: 1}, Item: -1,
+		GVK: appsv1.SchemeGroupVersion.WithKind("DaemonSet"), Name: "node-agent", Namespace: "kube-system",
+		Workload: workload(&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "node-agent", Namespace: "kube-system"}}),
+	}
+	exempt.Report = policies.Report{Kind: exempt.Workload.Kind, Namespace: "kube-system", Name: "node-agent", Exempt: true}
+	certificate := &Object{
+		Doc: &manifest.Document{Source: "b.yaml", Index: 1, Line: 9}, Item: -1,
+		GVK: schema.GroupVersionKind{Group: "cert-manager.io", Version: "v1", Kind: "Certificate"}, Name: "loomguard-serving", Namespace: "loomguard-system",
+	}
+	return &Result{Engine: e, ToolVersion: "test", Sources: []string{"a.yaml", "b.yaml"}, Objects: []*Object{denied, exempt, certificate}}
 }
 
 func TestWriteText(t *testing.T) {
@@ -81,7 +89,7 @@ b.yaml#1 Certificate loomguard-system/loomguard-serving: skipped (not a workload
 			t.Fatal(err)
 		}
 		if b.String() != tt.want {
-			t.Errorf("verbose=%v:\n%s", tt.verbose, lineDiff(tt.want, b.String()))
+			t.Errorf("verbose=%v: got\n%s\nwant\n%s", tt.verbose, b.String(), tt.want)
 		}
 	}
 }
@@ -149,7 +157,7 @@ func TestWriteJSONContract(t *testing.T) {
 }
 `
 	if b.String() != want {
-		t.Errorf("JSON report:\n%s", lineDiff(want, b.String()))
+		t.Errorf("JSON report: got\n%s\nwant\n%s", b.String(), want)
 	}
 }
 
@@ -157,7 +165,7 @@ func TestWriteJSONContract(t *testing.T) {
 func TestWriteJUnit(t *testing.T) {
 	res := syntheticResult(t)
 	bad := errors.New("bad input")
-	res.errors = []*manifest.Error{{Source: "c.yaml", Document: 3, Item: -1, Line: 12, Err: bad}}
+	res.Errors = []*manifest.Error{{Source: "c.yaml", Document: 3, Item: -1, Line: 12, Err: bad}}
 	var b bytes.Buffer
 	if err := writeJUnit(&b, res); err != nil {
 		t.Fatal(err)
@@ -169,11 +177,11 @@ func TestWriteJUnit(t *testing.T) {
 	if err := xml.Unmarshal(b.Bytes(), &got); err != nil {
 		t.Fatalf("not XML: %v\n%s", err, b.String())
 	}
-	n := len(res.engine.Policies())
+	n := len(res.Engine.Policies())
 	// Without PodDisruptionBudgets and NetworkPolicies in the input, the cross-object
 	// policies are skipped.
 	cross := 0
-	for _, p := range res.engine.Policies() {
+	for _, p := range res.Engine.Policies() {
 		if p.CrossObject {
 			cross++
 		}
