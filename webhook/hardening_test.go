@@ -4,12 +4,21 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,6 +26,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/funcr"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -480,5 +490,68 @@ func TestCapHelpers(t *testing.T) {
 	}
 	if s := a.String(); len(s) > maxAuditValueBytes || !strings.HasSuffix(s, "; and 365 more") {
 		t.Errorf("an oversized first message and 1000 more gave %d bytes ending %q", len(s), s[len(s)-20:])
+	}
+}
+
+// issueClient signs a client certificate (ExtKeyUsageClientAuth), as the API server's.
+func (ca *testCA) issueClient(t testing.TB) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(99),
+		Subject:      pkix.Name{CommonName: "kube-apiserver"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestClientCA: with --client-ca-file, a client presenting a certificate of that CA is
+// reviewed; one presenting none, or one of another CA, is refused at the handshake.
+func TestClientCA(t *testing.T) {
+	ca, certDir := serverCerts(t)
+	clients := newCA(t)
+	caFile := filepath.Join(t.TempDir(), "client-ca.crt")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: clients.cert.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := startServer(t, ServerOptions{CertDir: certDir, ClientCAFile: caFile})
+	body := admissionReview(t, fixture(t, "testdata/insecure-deployment.yaml"), req{})
+	post := func(cert *tls.Certificate) (*admissionv1.AdmissionResponse, error) {
+		c := client(ca, false, nil)
+		if cert != nil {
+			c.Transport.(*http.Transport).TLSClientConfig.Certificates = []tls.Certificate{*cert}
+		}
+		resp, _, err := send(c, r.url+ValidatePath, body)
+		return resp, err
+	}
+	good := clients.issueClient(t)
+	if resp, err := post(&good); err != nil || resp.Allowed {
+		t.Errorf("with the API server's certificate: %+v, %v; want the review's denial", resp, err)
+	}
+	if _, err := post(nil); err == nil {
+		t.Error("a client without a certificate was served")
+	}
+	other := newCA(t).issueClient(t)
+	if _, err := post(&other); err == nil {
+		t.Error("a client with another CA's certificate was served")
+	}
+
+	bad := filepath.Join(t.TempDir(), "empty.crt")
+	if err := os.WriteFile(bad, []byte("not PEM"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewServer(ServerOptions{CertDir: certDir, ClientCAFile: bad, Registry: prometheus.NewRegistry(), Logger: quiet()}); err == nil ||
+		!strings.Contains(err.Error(), "holds no PEM certificate") {
+		t.Errorf("a bundle without certificates: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -74,6 +75,10 @@ type ServerOptions struct {
 	// RESTConfig reaches the cluster. When nil, loomguard runs without a manager: admission
 	// needs no cluster access.
 	RESTConfig *rest.Config
+	// ClientCAFile, when set, is a PEM bundle of the CAs whose client certificates the
+	// webhook port accepts: every client must present one (the API server's, given to it
+	// through its AdmissionConfiguration's kubeConfigFile; docs/install.md). Read at start.
+	ClientCAFile string
 	// MaxInFlight bounds the reviews worked on at once (DefaultMaxInFlight when zero);
 	// more are refused with a 429 and Retry-After, which the API server retries.
 	MaxInFlight int
@@ -194,6 +199,18 @@ func NewServer(o ServerOptions) (*Server, error) {
 	tlsConfig := &tls.Config{MinVersion: o.TLSMinVersion, GetCertificate: s.certs.GetCertificate, NextProtos: []string{"http/1.1"}}
 	if o.EnableHTTP2 {
 		tlsConfig.NextProtos = []string{"h2", "http/1.1"}
+	}
+	if o.ClientCAFile != "" {
+		pem, err := os.ReadFile(o.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading the client CA bundle: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("the client CA bundle %s holds no PEM certificate", o.ClientCAFile)
+		}
+		tlsConfig.ClientCAs = pool
+		tlsConfig.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	s.webhooks = newWebhookServer(o.Host, o.Port, tlsConfig, o.ShutdownTimeout, log.WithName("webhook"))
 	s.webhooks.Register(ValidatePath, s.handlers.ValidatingWebhook())

@@ -48,6 +48,7 @@ type serveFlags struct {
 	enableHTTP2            bool
 	shutdownTimeout        time.Duration
 	maxInFlight            int
+	clientCAFile           string
 	certs                  certFlags       // serve_certs.go
 	audit                  auditServeFlags // audit_serve.go
 }
@@ -70,6 +71,7 @@ func newServeFlagSet(f *serveFlags, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then KUBECONFIG or ~/.kube/config; admission runs without a cluster)")
 	fs.BoolVar(&f.enableHTTP2, "enable-http2", true, "serve HTTP/2 as well as HTTP/1.1 on the webhook port, with Go's stream limits (--enable-http2=false: HTTP/1.1 only)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", webhook.DefaultShutdownTimeout, "how long in-flight reviews may take to finish on SIGTERM")
+	fs.StringVar(&f.clientCAFile, "client-ca-file", "", "PEM bundle of CAs: the webhook port then requires a client certificate signed by one (the API server's, from its AdmissionConfiguration kubeConfigFile); read at start")
 	fs.IntVar(&f.maxInFlight, "max-in-flight", webhook.DefaultMaxInFlight, "reviews worked on at once; more wait for a slot up to half their timeout, then are refused with 429 and Retry-After, which the API server retries (sized for the Deployment's 512Mi memory limit)")
 	addCertFlags(fs, &f.certs)
 	addAuditFlags(fs, &f.audit)
@@ -295,6 +297,7 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		RESTConfig:             restConfig,
 		ShutdownTimeout:        f.shutdownTimeout,
 		MaxInFlight:            f.maxInFlight,
+		ClientCAFile:           f.clientCAFile,
 		Logger:                 log,
 	}))
 	if err != nil {
