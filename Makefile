@@ -10,7 +10,7 @@ LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.
 GO_TEST    ?= go test
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: all build tools test unit e2e lint docs bench bench-e2e run clean help docker-build deploy-test audit-scale
+.PHONY: all build tools test unit e2e lint docs bench bench-e2e fuzz run clean help docker-build deploy-test audit-scale
 
 all: build
 
@@ -44,6 +44,13 @@ test: lint build tools ## everything: lint, unit and end-to-end tests
 
 docs: ## regenerate docs/policies.md from the policy catalog
 	go run ./cmd/loomguard policies -o markdown > docs/policies.md
+
+FUZZTIME ?= 1m
+fuzz: ## run each fuzzer for FUZZTIME (default 1m; their seed corpora run in every `go test`), one worker each
+	go test ./webhook -run '^$$' -fuzz '^FuzzReview$$' -fuzztime $(FUZZTIME) -parallel 1
+	go test ./cmd/loomguard -run '^$$' -fuzz '^FuzzInputReader$$' -fuzztime $(FUZZTIME) -parallel 1
+	go test ./policies -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) -parallel 1
+	go test ./policies -run '^$$' -fuzz '^FuzzEngine$$' -fuzztime $(FUZZTIME) -parallel 1
 
 bench: ## engine and handler benchmarks
 	go test -run '^$$' -bench . -benchmem ./policies ./webhook ./audit ./cmd/loomguard
