@@ -39,8 +39,10 @@ deploy-test: build tools ## render every overlay and the Helm chart; check them 
 e2e: build tools ## end-to-end tests on a real local control plane
 	LOOMGUARD_BIN=$(BIN) $(GO_TEST) $(TEST_FLAGS) ./test/e2e/...
 
-test: lint build tools ## everything: lint, unit and end-to-end tests
-	LOOMGUARD_BIN=$(BIN) $(GO_TEST) $(TEST_FLAGS) ./...
+test: lint build tools ## everything: lint, unit and end-to-end tests; prints the comparison counts last
+	rm -f $(BIN)/test-summary.txt
+	LOOMGUARD_BIN=$(BIN) LOOMGUARD_TEST_SUMMARY=$(BIN)/test-summary.txt $(GO_TEST) $(TEST_FLAGS) ./...
+	@echo "== what the tests compared"; sort $(BIN)/test-summary.txt
 
 docs: ## regenerate docs/policies.md from the policy catalog
 	go run ./cmd/loomguard policies -o markdown > docs/policies.md

@@ -14,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	psapolicy "k8s.io/pod-security-admission/policy"
+
+	"github.com/loomguard/loomguard/internal/testsummary"
 )
 
 // TestPodSecurityOracle runs every fixture of k8s.io/pod-security-admission's test/testdata,
@@ -132,7 +134,7 @@ func TestPodSecurityOracle(t *testing.T) {
 	for _, l := range slices.Sorted(maps.Keys(perLevel)) {
 		t.Logf("%s: %d pass and %d fail fixtures agree with PSA", l, perLevel[l][0], perLevel[l][1])
 	}
-	t.Logf("PSA oracle: %d of %d fixtures agree (%.1f %%), each as a Pod and as a Deployment", agree, total, 100*float64(agree)/float64(total))
+	testsummary.Record(t, "PSA oracle: %d of %d fixtures agree (%.1f %%), each as a Pod and as a Deployment", agree, total, 100*float64(agree)/float64(total))
 }
 
 // podSecurityEngine returns an engine running pod-security alone at a level and version.

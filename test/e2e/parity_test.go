@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/loomguard/loomguard/internal/testsummary"
 	"github.com/loomguard/loomguard/policies"
 )
 
@@ -178,8 +179,7 @@ func TestParity(t *testing.T) {
 			compareAnswers(t, where+" (fix output)", again, want)
 		}
 	}
-	t.Logf("parity: %d files, %d workload objects compared (%d refused by the API server itself, not compared)", len(files), objects-unstorable, unstorable)
-	fmt.Printf("e2e parity: %d files, %d workload objects compared with the API server\n", len(files), objects-unstorable)
+	testsummary.Record(t, "parity with the API server: %d files, %d workload objects compared (%d refused by the API server itself, not compared)", len(files), objects-unstorable, unstorable)
 	if objects-unstorable < 50 {
 		t.Errorf("only %d objects compared: the fixture walk is broken", objects-unstorable)
 	}
