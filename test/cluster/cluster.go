@@ -5,7 +5,9 @@
 //
 //   - etcd (data dir in the temporary directory, no fsync);
 //   - kube-apiserver (client-certificate admin auth, RBAC, service-account token signing,
-//     a serving certificate from the harness's CA, no endpoint reconciler, an audit log);
+//     a serving certificate from the harness's CA, no endpoint reconciler, an audit log,
+//     and an AdmissionConfiguration that gives its webhook calls a client certificate of a
+//     third CA, which loomguard checks when started with --client-ca-file);
 //   - kube-controller-manager (its own kubeconfig and client certificate, every controller
 //     that works without nodes or a cloud, per-controller service-account credentials);
 //   - the real `loomguard serve` binary, with a serving certificate from a second CA, a

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,11 +78,15 @@ type pkiFiles struct {
 	apiServerCert, apiServerKey string
 	saKey, saPub                string
 	kcmKubeconfig               string
+	// webhookKubeconfig is the kubeConfigFile of the API server's admission webhooks: the
+	// client certificate it presents to loomguard's webhook port.
+	webhookKubeconfig string
 }
 
 // writePKI creates the cluster CA, the API server's serving certificate, the admin and
 // kube-controller-manager client certificates and kubeconfigs, the service-account key
-// pair, and loomguard's CA and serving certificate.
+// pair, loomguard's CA and serving certificate, and the client certificate the API server
+// presents to loomguard's webhook port with the CA that signed it.
 func (c *Cluster) writePKI() (*pkiFiles, error) {
 	ca, err := newAuthority("loomguard-e2e-cluster-ca")
 	if err != nil {
@@ -152,7 +157,54 @@ func (c *Cluster) writePKI() (*pkiFiles, error) {
 			return nil, fmt.Errorf("writing loomguard %s: %w", name, err)
 		}
 	}
+	if f.webhookKubeconfig, err = c.writeWebhookClient(); err != nil {
+		return nil, err
+	}
 	return f, nil
+}
+
+// writeWebhookClient creates a third CA and the client certificate kube-apiserver presents
+// when it calls loomguard, writes the CA as c.lg.clientCAFile (what loomguard's
+// --client-ca-file takes) and returns the path of the kubeconfig kube-apiserver finds the
+// certificate in. Its one user is named after the host:port of the webhooks' URL, which is
+// how the API server picks the credentials of a URL webhook (k8s.io/apiserver
+// pkg/util/webhook/authentication.go); the extra loomguards on other ports get none.
+func (c *Cluster) writeWebhookClient() (string, error) {
+	ca, err := newAuthority("loomguard-e2e-webhook-client-ca")
+	if err != nil {
+		return "", err
+	}
+	client, err := ca.issue(certRequest{commonName: "kube-apiserver-webhook-client", client: true})
+	if err != nil {
+		return "", err
+	}
+	pair, err := tls.X509KeyPair(client.certPEM, client.keyPEM)
+	if err != nil {
+		return "", fmt.Errorf("loading the API server's webhook client certificate: %w", err)
+	}
+	c.lg.clientCert = pair
+	c.lg.clientCAFile = filepath.Join(c.pkiDir, "webhook-client-ca.crt")
+	if err := os.WriteFile(c.lg.clientCAFile, ca.certPEM, 0o600); err != nil {
+		return "", fmt.Errorf("writing the webhook client CA: %w", err)
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.AuthInfos[hostPort(c.lg.port)] = &clientcmdapi.AuthInfo{ClientCertificateData: client.certPEM, ClientKeyData: client.keyPEM}
+	path := filepath.Join(c.pkiDir, "webhook-client.kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		return "", fmt.Errorf("writing kubeconfig %s: %w", path, err)
+	}
+	return path, nil
+}
+
+// admissionConfiguration gives both webhook admission plugins of kube-apiserver the
+// kubeconfig with their client certificate (--admission-control-config-file).
+func admissionConfiguration(webhookKubeconfig string) string {
+	var b strings.Builder
+	b.WriteString("apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n")
+	for _, plugin := range []string{"ValidatingAdmissionWebhook", "MutatingAdmissionWebhook"} {
+		fmt.Fprintf(&b, "  - name: %s\n    configuration:\n      apiVersion: apiserver.config.k8s.io/v1\n      kind: WebhookAdmissionConfiguration\n      kubeConfigFile: %q\n", plugin, webhookKubeconfig)
+	}
+	return b.String()
 }
 
 // writeKubeconfig writes a self-contained kubeconfig (certificates embedded) for the API
@@ -224,6 +276,10 @@ func (c *Cluster) startAPIServer(etcdPort int, pki *pkiFiles) error {
 	if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
 		return fmt.Errorf("writing audit policy: %w", err)
 	}
+	admission := filepath.Join(c.dir, "admission-configuration.yaml")
+	if err := os.WriteFile(admission, []byte(admissionConfiguration(pki.webhookKubeconfig)), 0o600); err != nil {
+		return fmt.Errorf("writing admission configuration: %w", err)
+	}
 	c.auditLog = filepath.Join(c.logDir, "audit.log")
 	args := []string{
 		"--etcd-servers=http://" + hostPort(etcdPort),
@@ -248,6 +304,9 @@ func (c *Cluster) startAPIServer(etcdPort int, pki *pkiFiles) error {
 		"--audit-policy-file=" + policy,
 		"--audit-log-path=" + c.auditLog,
 		"--audit-log-mode=blocking",
+		// The webhooks present a client certificate to loomguard, which checks it when
+		// started with --client-ca-file (LoomguardClientCAFile).
+		"--admission-control-config-file=" + admission,
 		"--profiling=false",
 	}
 	p, err := startProcess("kube-apiserver", c.logDir, c.bin("kube-apiserver"), args)

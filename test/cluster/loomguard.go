@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -35,6 +36,10 @@ type loomguardSetup struct {
 	caPEM       []byte // the CA of tls.crt: the webhooks' caBundle
 	configPath  string
 	extraArgs   []string // SetLoomguardArgs
+	// clientCAFile signed clientCert, the certificate kube-apiserver presents to the
+	// webhook port.
+	clientCAFile string
+	clientCert   tls.Certificate
 }
 
 // LoomguardURL is the base URL of loomguard's webhook server.
@@ -44,6 +49,16 @@ func (c *Cluster) LoomguardURL() string { return "https://" + hostPort(c.lg.port
 func (c *Cluster) LoomguardMetricsURL() string {
 	return "http://" + hostPort(c.lg.metricsPort) + "/metrics"
 }
+
+// LoomguardCAPEM is the PEM certificate of the CA that signed loomguard's serving
+// certificate: the webhooks' caBundle.
+func (c *Cluster) LoomguardCAPEM() []byte { return bytes.Clone(c.lg.caPEM) }
+
+// LoomguardClientCAFile is the CA of the client certificate kube-apiserver presents when it
+// calls loomguard's webhooks (given through its AdmissionConfiguration's kubeConfigFile).
+// loomguard ignores the certificate unless started with --client-ca-file set to this file
+// (SetLoomguardArgs); then it refuses every TLS client without one of this CA.
+func (c *Cluster) LoomguardClientCAFile() string { return c.lg.clientCAFile }
 
 // LoomguardConfigPath is loomguard's --config file. Write it with SetLoomguardConfig, which
 // waits until loomguard has reloaded it.
@@ -112,11 +127,17 @@ func (c *Cluster) StartLoomguard(ctx context.Context) error {
 }
 
 // waitLoomguardReady waits until the loomguard process p answers 200 on /readyz of its
-// health port and serves TLS with the webhooks' certificate on its webhook port.
+// health port and serves TLS with the webhooks' certificate on its webhook port. It
+// presents the API server's client certificate, which --client-ca-file requires.
 func (c *Cluster) waitLoomguardReady(ctx context.Context, p *process, port, healthPort int) error {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(c.lg.caPEM)
-	tlsConfig := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	tlsConfig := &tls.Config{
+		RootCAs:      pool,
+		ServerName:   "127.0.0.1",
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{c.lg.clientCert},
+	}
 	httpClient := &http.Client{Timeout: 2 * time.Second}
 	readyz := "http://" + hostPort(healthPort) + "/readyz"
 	return c.poll(ctx, loomguardTimeout, p.name+" /readyz and webhook TLS", []*process{p}, func(ctx context.Context) error {
