@@ -6,6 +6,7 @@
 package mutation
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -67,6 +68,10 @@ func Unfixable(w *policies.Workload) string {
 // in raw (a status with zero counters, a null creationTimestamp, a quantity respelled from 1
 // to "1", a field newer than loomguard's API types) is left out, so raw keeps its own
 // spelling everywhere a fix did not touch. The operations are in a stable order.
+//
+// Time and memory are linear in the size of raw: raw is decoded to maps once and compared
+// (diffValues) with the fixed object's encoding and, unless it encodes to raw itself, with
+// the round trip's.
 func Apply(e *policies.Engine, w *policies.Workload, raw []byte, namespace string) (Result, error) {
 	fixed := e.Mutate(w, namespace)
 	if len(fixed) == 0 {
@@ -80,20 +85,33 @@ func Apply(e *policies.Engine, w *policies.Workload, raw []byte, namespace strin
 	if err != nil {
 		return Result{}, fmt.Errorf("encoding fixed %s: %w", w.Kind.Kind, err)
 	}
-	ops, err := jsonpatch.CreatePatch(raw, current)
+	// raw is decoded to maps once and compared with both encodings.
+	rawTree, err := decodeJSON(raw)
+	if err != nil {
+		return Result{}, fmt.Errorf("computing patch for %s: decoding the original: %w", w.Kind.Kind, err)
+	}
+	currentTree, err := decodeJSON(current)
+	if err != nil {
+		return Result{}, fmt.Errorf("computing patch for %s: decoding the fixed object: %w", w.Kind.Kind, err)
+	}
+	original, same, err := roundTrip(raw, w.Object)
 	if err != nil {
 		return Result{}, fmt.Errorf("computing patch for %s: %w", w.Kind.Kind, err)
 	}
-	original, noise, err := roundTripNoise(raw, w.Object)
-	if err != nil {
-		return Result{}, fmt.Errorf("computing patch for %s: %w", w.Kind.Kind, err)
+	var noise []jsonpatch.Operation
+	if !bytes.Equal(raw, same) { // an API server's encoding of the same types round-trips unchanged
+		sameTree, err := decodeJSON(same)
+		if err != nil {
+			return Result{}, fmt.Errorf("computing patch for %s: decoding the original's encoding: %w", w.Kind.Kind, err)
+		}
+		noise = diffValues(rawTree, sameTree)
 	}
-	return Result{Fixed: fixed, Patch: relevant(ops, noise), Original: original}, nil
+	return Result{Fixed: fixed, Patch: relevant(diffValues(rawTree, currentTree), noise), Original: original}, nil
 }
 
-// roundTripNoise decodes raw into a new object of obj's type and returns it with the
-// operations that decoding and encoding it again produce on their own, with no fix applied.
-func roundTripNoise(raw []byte, obj runtime.Object) (runtime.Object, []jsonpatch.Operation, error) {
+// roundTrip decodes raw into a new object of obj's type and returns it with its encoding:
+// what the typed round trip alone makes of raw, with no fix applied.
+func roundTrip(raw []byte, obj runtime.Object) (runtime.Object, []byte, error) {
 	fresh, ok := reflect.New(reflect.TypeOf(obj).Elem()).Interface().(runtime.Object)
 	if !ok {
 		return nil, nil, fmt.Errorf("%T is not an API object", obj)
@@ -105,8 +123,7 @@ func roundTripNoise(raw []byte, obj runtime.Object) (runtime.Object, []jsonpatch
 	if err != nil {
 		return nil, nil, fmt.Errorf("encoding the original: %w", err)
 	}
-	ops, err := jsonpatch.CreatePatch(raw, same)
-	return fresh, ops, err
+	return fresh, same, nil
 }
 
 // relevant keeps the operations that carry a fix, in a stable order. Fixes only add and set

@@ -1,0 +1,304 @@
+package mutation
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"gomodules.xyz/jsonpatch/v2"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+
+	"github.com/loomguard/loomguard/policies"
+)
+
+// applyReference is Apply as it was before diffValues: jsonpatch.CreatePatch from raw to
+// the fixed object and from raw to the typed round trip, each decoding raw anew. The
+// differential tests hold Apply to it.
+func applyReference(e *policies.Engine, w *policies.Workload, raw []byte, namespace string) ([]string, []jsonpatch.Operation, error) {
+	fixed := e.Mutate(w, namespace)
+	if len(fixed) == 0 {
+		return nil, nil, nil
+	}
+	if w.Meta.Annotations == nil {
+		w.Meta.Annotations = map[string]string{}
+	}
+	w.Meta.Annotations[FixedAnnotation] = strings.Join(fixed, ",")
+	current, err := json.Marshal(w.Object)
+	if err != nil {
+		return nil, nil, err
+	}
+	ops, err := jsonpatch.CreatePatch(raw, current)
+	if err != nil {
+		return nil, nil, err
+	}
+	fresh := reflect.New(reflect.TypeOf(w.Object).Elem()).Interface()
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, fresh); err != nil {
+		return nil, nil, err
+	}
+	same, err := json.Marshal(fresh)
+	if err != nil {
+		return nil, nil, err
+	}
+	noise, err := jsonpatch.CreatePatch(raw, same)
+	if err != nil {
+		return nil, nil, err
+	}
+	return fixed, relevant(ops, noise), nil
+}
+
+// workload decodes one JSON document leniently, or returns nil when it is not a workload.
+func workload(raw []byte) *policies.Workload {
+	gvk, err := policies.PeekKind(raw)
+	if err != nil {
+		return nil
+	}
+	obj, err := policies.NewDecoder().Decode(raw, gvk, false) // as the webhook: fields newer than loomguard's types pass
+	if err != nil {
+		return nil
+	}
+	w, ok := policies.NewWorkload(obj)
+	if !ok {
+		return nil
+	}
+	return w
+}
+
+// fixtureDocuments returns every YAML document under the repository's test data, as JSON,
+// named by file and index.
+func fixtureDocuments(t *testing.T) map[string][]byte {
+	t.Helper()
+	docs := map[string][]byte{}
+	for _, root := range []string{"../policies/testdata", "../cmd/loomguard/testdata", "../test/e2e/testdata"} {
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) && path == root {
+				return filepath.SkipDir
+			}
+			if err != nil || d.IsDir() || (filepath.Ext(path) != ".yaml" && filepath.Ext(path) != ".yml" && filepath.Ext(path) != ".json") {
+				return err
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+			for i := 0; ; i++ {
+				doc, err := r.Read()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					break // a fixture of bad input
+				}
+				raw, err := yaml.YAMLToJSON(doc)
+				if err != nil || len(bytes.TrimSpace(raw)) == 0 || string(raw) == "null" {
+					continue
+				}
+				docs[fmt.Sprintf("%s#%d", path, i)] = raw
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return docs
+}
+
+// sortedOps orders operations by path, for comparing two patches as sets of operations.
+func sortedOps(ops []jsonpatch.Operation) []jsonpatch.Operation {
+	out := slices.Clone(ops)
+	slices.SortStableFunc(out, func(a, b jsonpatch.Operation) int { return cmp.Compare(a.Path, b.Path) })
+	return out
+}
+
+// assertSameAsReference applies the fixes to raw both ways, each on its own decoding, and
+// fails unless Apply's patch is the reference's operation for operation, and its JSON too.
+func assertSameAsReference(t *testing.T, e *policies.Engine, name string, raw []byte) (fixed bool) {
+	t.Helper()
+	w, ref := workload(raw), workload(raw)
+	if w == nil {
+		return false
+	}
+	got, err := Apply(e, w, raw, w.Meta.Namespace)
+	if err != nil {
+		t.Fatalf("%s: Apply: %v", name, err)
+	}
+	wantFixed, want, err := applyReference(e, ref, raw, ref.Meta.Namespace)
+	if err != nil {
+		t.Fatalf("%s: reference: %v", name, err)
+	}
+	if !slices.Equal(got.Fixed, wantFixed) {
+		t.Fatalf("%s: fixed %v, reference %v", name, got.Fixed, wantFixed)
+	}
+	if !reflect.DeepEqual(sortedOps(got.Patch), sortedOps(want)) {
+		t.Fatalf("%s: patch differs from the reference:\n got %v\nwant %v", name, got.Patch, want)
+	}
+	gotJSON, err := json.Marshal(got.Patch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantJSON, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(gotJSON, wantJSON) {
+		t.Fatalf("%s: patch JSON differs from the reference:\n got %s\nwant %s", name, gotJSON, wantJSON)
+	}
+	return len(got.Fixed) > 0
+}
+
+// TestApplyMatchesReferenceOnFixtures holds Apply to the CreatePatch algorithm on every
+// workload in the repository's test data.
+func TestApplyMatchesReferenceOnFixtures(t *testing.T) {
+	e := engine(t)
+	docs := fixtureDocuments(t)
+	fixed := 0
+	for name, raw := range docs {
+		if assertSameAsReference(t, e, name, raw) {
+			fixed++
+		}
+	}
+	if fixed < 20 {
+		t.Fatalf("only %d of %d fixture documents were fixed: the test covers too little", fixed, len(docs))
+	}
+	t.Logf("%d documents, %d fixed", len(docs), fixed)
+}
+
+// variedPod is a Pod of n containers in every state the fixes meet: bare, partly set,
+// fully set, with quantities spelled as numbers, fields loomguard's types do not know,
+// member names that need escaping in a JSON pointer, init containers and volumes.
+func variedPod(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"varied","namespace":"loom",` +
+		`"annotations":{"a/b~c":"x","":"empty","01":"y","1":"z"},"labels":{"app.kubernetes.io/name":"varied"},"futureMeta":[1,null]},` +
+		`"spec":{"futureSpec":{"x":null},"volumes":[{"name":"v","emptyDir":{}},{"name":"h","hostPath":{"path":"/tmp"}}],` +
+		`"initContainers":[{"name":"init","image":"busybox","resources":{"limits":{"cpu":1}}}],"containers":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		switch i % 6 {
+		case 0:
+			fmt.Fprintf(&b, `{"name":"c%d","image":"registry.example.com/app:1.0.%d"}`, i, i)
+		case 1:
+			fmt.Fprintf(&b, `{"name":"c%d","image":"app:%d","securityContext":{"privileged":false},"resources":{"requests":{"cpu":"100m","memory":1000000}}}`, i, i)
+		case 2:
+			fmt.Fprintf(&b, `{"name":"c%d","image":"app@sha256:%064d","securityContext":{"runAsNonRoot":true,"readOnlyRootFilesystem":true,"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}},`+
+				`"resources":{"limits":{"cpu":"1","memory":"64Mi"},"requests":{"cpu":"1","memory":"64Mi"}},"livenessProbe":{"httpGet":{"path":"/","port":80}},"readinessProbe":{"httpGet":{"path":"/","port":80}}}`, i, i)
+		case 3:
+			fmt.Fprintf(&b, `{"name":"c%d","image":"app:%d","futureContainerField":{"k":[1,2]},"volumeMounts":[{"name":"v","mountPath":"/v"}],"ports":[{"containerPort":%d}]}`, i, i, 1000+i)
+		case 4:
+			fmt.Fprintf(&b, `{"name":"c%d","image":"app:%d","securityContext":null,"resources":null,"env":[{"name":"A","value":"1"}]}`, i, i)
+		case 5:
+			fmt.Fprintf(&b, `{"name":"c%d","image":"app:%d","securityContext":{"capabilities":{"add":["NET_ADMIN"]},"privileged":true},"resources":{}}`, i, i)
+		}
+	}
+	b.WriteString(`]},"status":{}}`)
+	return b.Bytes()
+}
+
+// TestApplyMatchesReferenceOnGeneratedPods holds Apply to the CreatePatch algorithm on
+// generated Pods, big and varied, and on variants of every fixture Pod.
+func TestApplyMatchesReferenceOnGeneratedPods(t *testing.T) {
+	e := engine(t)
+	for _, n := range []int{1, 6, 100, 2000} {
+		if !assertSameAsReference(t, e, fmt.Sprintf("varied pod of %d", n), variedPod(n)) {
+			t.Fatalf("the varied pod of %d containers was not fixed", n)
+		}
+	}
+	for _, n := range []int{1, 3000} {
+		var b bytes.Buffer
+		b.WriteString(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"big","namespace":"loom"},"spec":{"containers":[`)
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"name":"c%d","image":"registry.example.com/app:1.0.%d"}`, i, i)
+		}
+		b.WriteString(`]}}`)
+		if !assertSameAsReference(t, e, fmt.Sprintf("bare pod of %d", n), b.Bytes()) {
+			t.Fatalf("the bare pod of %d containers was not fixed", n)
+		}
+	}
+}
+
+// TestDiffValuesMatchesCreatePatch holds diffValues to jsonpatch.CreatePatch, operation for
+// operation, on pairs that exercise each of its cases, and on every fixture document against
+// its typed round trip and against its fixed encoding.
+func TestDiffValuesMatchesCreatePatch(t *testing.T) {
+	pairs := [][2]string{
+		{`{}`, `{}`},
+		{`{"a":1}`, `{"a":1.0}`},
+		{`{"a":1}`, `{"a":"1"}`},
+		{`{"a":null}`, `{"a":null}`},
+		{`{"a":null}`, `{}`},
+		{`{}`, `{"a":null}`},
+		{`{"a":{"b":1}}`, `{"a":[1]}`},
+		{`{"a":[1,2,3]}`, `{"a":[1]}`},
+		{`{"a":[1]}`, `{"a":[3,2,1]}`},
+		{`{"a":[{"x":1},{"y":2}]}`, `{"a":[{"x":2},{"y":2,"z":null}]}`},
+		{`{"a/b":{"c~d":1,"":2}}`, `{"a/b":{"c~d":2,"":3,"e/~":4}}`},
+		{`{"t":true,"f":false}`, `{"t":false,"f":false}`},
+		{`[1,2]`, `[1,2,3]`},
+		{`{"a":1}`, `[1]`},
+		{`"x"`, `"y"`},
+		{`null`, `{"a":1}`},
+	}
+	for _, p := range pairs {
+		assertDiffLikeCreatePatch(t, p[0], []byte(p[0]), []byte(p[1]))
+	}
+	e := engine(t)
+	for name, raw := range fixtureDocuments(t) {
+		w := workload(raw)
+		if w == nil {
+			continue
+		}
+		same, err := json.Marshal(w.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertDiffLikeCreatePatch(t, name+" round trip", raw, same)
+		e.Mutate(w, w.Meta.Namespace)
+		current, err := json.Marshal(w.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertDiffLikeCreatePatch(t, name+" fixed", raw, current)
+	}
+}
+
+func assertDiffLikeCreatePatch(t *testing.T, name string, a, b []byte) {
+	t.Helper()
+	want, err := jsonpatch.CreatePatch(a, b)
+	if err != nil {
+		t.Fatalf("%s: CreatePatch: %v", name, err)
+	}
+	at, err := decodeJSON(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bt, err := decodeJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := diffValues(at, bt)
+	if len(got) == 0 && len(want) == 0 {
+		return
+	}
+	if !reflect.DeepEqual(sortedOps(got), sortedOps(want)) {
+		t.Errorf("%s: diffValues = %v, CreatePatch = %v", name, got, want)
+	}
+}
