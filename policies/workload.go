@@ -202,7 +202,10 @@ func (w *Workload) Controlled() bool {
 	return metav1.GetControllerOfNoCopy(w.Meta) != nil
 }
 
-// Mirror reports whether the object is a static pod's mirror, which the API server cannot change.
+// Mirror reports whether the object claims to be a static pod's mirror: a Pod with the
+// kubernetes.io/config.mirror annotation. The claim is only true when the node's kubelet
+// makes it, which the object cannot tell; an adapter that knows the requester checks it
+// (the webhook accepts it only from system:node:<spec.nodeName>).
 func (w *Workload) Mirror() bool {
 	if w.Kind != kindPod {
 		return false

@@ -384,13 +384,36 @@ func (h *Handlers) Validate(ctx context.Context, req admission.Request) (resp ad
 	var recordOnly string
 	if report.Count(policies.ActionEnforce)+report.Count(policies.ActionWarn) > 0 {
 		switch {
-		case w.Mirror():
-			recordOnly = "mirror pods are never denied"
+		case kubeletMirror(r, w):
+			recordOnly = "a mirror pod that its node's kubelet creates is never denied"
 		case h.unchanged(r, w):
 			recordOnly = "an update that leaves the pod spec and labels unchanged is never denied"
 		}
 	}
 	return h.verdict(r, &report, recordOnly)
+}
+
+// nodeUserPrefix and nodesGroup make up a kubelet's identity, system:node:<nodeName> in the
+// group system:nodes: the names the Node authorizer and the NodeRestriction admission plugin
+// recognise (k8s.io/kubernetes pkg/auth/nodeidentifier).
+const (
+	nodeUserPrefix = "system:node:"
+	nodesGroup     = "system:nodes"
+)
+
+// kubeletMirror reports whether the request creates or changes a static pod's mirror: a Pod
+// with the kubernetes.io/config.mirror annotation (Workload.Mirror) that the kubelet of the
+// node in its spec.nodeName sends. The annotation alone proves nothing, since anyone who may
+// create Pods can set it; NodeRestriction lets a node create only mirror pods bound to itself
+// (k8s.io/kubernetes plugin/pkg/admission/noderestriction), so the requester's identity is
+// what makes the claim true. The pod's spec lives in a manifest file on that node, which an
+// API-server denial cannot change: its violations are recorded, not denied.
+func kubeletMirror(r *review, w *policies.Workload) bool {
+	if !w.Mirror() || w.Spec.NodeName == "" {
+		return false
+	}
+	u := r.req.UserInfo
+	return u.Username == nodeUserPrefix+w.Spec.NodeName && slices.Contains(u.Groups, nodesGroup)
 }
 
 // onlyNew keeps, of an ephemeral-containers update's report, the violations that the running

@@ -103,6 +103,7 @@ type req struct {
 	dryRun      bool
 	subResource string
 	noObject    bool
+	user        *authenticationv1.UserInfo // alice@example.com when nil
 }
 
 // resource is the plural resource name of a kind, as the API server puts it in a request.
@@ -145,6 +146,9 @@ func admissionReview(t testing.TB, obj []byte, r req) []byte {
 			UserInfo:        authenticationv1.UserInfo{Username: "alice@example.com", Groups: []string{"system:authenticated"}},
 			DryRun:          &r.dryRun,
 		},
+	}
+	if r.user != nil {
+		ar.Request.UserInfo = *r.user
 	}
 	switch {
 	case r.op == admissionv1.Delete:

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -70,6 +71,7 @@ func TestValidate(t *testing.T) {
 	latest := fixture(t, "testdata/latest-image.yaml")
 	generated := fixture(t, "testdata/generated-pod.yaml")
 	mirror := fixture(t, "testdata/mirror-pod.yaml")
+	unbound := edit(t, mirror, func(m map[string]any) { delete(m["spec"].(map[string]any), "nodeName") })
 	scaled := edit(t, insecure, func(m map[string]any) {
 		m["spec"].(map[string]any)["replicas"] = 3
 		m["metadata"].(map[string]any)["annotations"] = map[string]any{"deployment.kubernetes.io/revision": "2"}
@@ -130,8 +132,19 @@ func TestValidate(t *testing.T) {
 			want: want{allowed: true, code: 200, fromEngine: true, warnings: []string{latestImage}}},
 		{name: "audit", config: auditImageTag, obj: latest,
 			want: want{allowed: true, code: 200, fromEngine: true, audit: map[string]string{"image-tag": latestImage}}},
-		{name: "mirror pod", obj: mirror,
+		// Only the kubelet of the pod's own node makes a mirror pod (NodeRestriction); the
+		// annotation from anyone else is a Pod like any other.
+		{name: "mirror pod from its node's kubelet", obj: mirror, req: req{user: kubelet("node-1")},
 			want: want{allowed: true, code: 200, recorded: true}},
+		{name: "mirror annotation from a user", obj: mirror,
+			want: want{code: 403, object: "Pod loom/etcd-node-1", fromEngine: true}},
+		{name: "mirror annotation from another node's kubelet", obj: mirror, req: req{user: kubelet("node-2")},
+			want: want{code: 403, object: "Pod loom/etcd-node-1", fromEngine: true}},
+		{name: "mirror annotation from a node name outside system:nodes", obj: mirror,
+			req:  req{user: &authenticationv1.UserInfo{Username: "system:node:node-1", Groups: []string{"system:authenticated"}}},
+			want: want{code: 403, object: "Pod loom/etcd-node-1", fromEngine: true}},
+		{name: "mirror annotation on a pod bound to no node", obj: unbound, req: req{user: &authenticationv1.UserInfo{Username: "system:node:", Groups: []string{"system:nodes"}}},
+			want: want{code: 403, object: "Pod loom/etcd-node-1", fromEngine: true}},
 		{name: "scale subresource", obj: insecure, req: req{op: admissionv1.Update, subResource: "scale"},
 			want: want{allowed: true, code: 200, message: "scale subresource"}},
 		{name: "status subresource", obj: insecure, req: req{op: admissionv1.Update, subResource: "status"},
@@ -220,6 +233,11 @@ func TestValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// kubelet is the identity a node's kubelet authenticates as (the Node authorizer's naming).
+func kubelet(node string) *authenticationv1.UserInfo {
+	return &authenticationv1.UserInfo{Username: "system:node:" + node, Groups: []string{"system:nodes", "system:authenticated"}}
 }
 
 // checkDenial asserts a 403 and that it carries exactly the engine's enforced violations.
