@@ -64,8 +64,10 @@ type Handlers struct {
 	// loomguard's CPU under the API server's load (BENCHMARKS.md). A reviewer's stack stays
 	// grown from one review to the next.
 	reviewers chan func()
-	// bodyBytes weighs the reviews being worked on by the size of their bodies.
+	// bodyBytes weighs the large reviews being worked on by the size of their bodies.
 	bodyBytes *semaphore.Weighted
+	// buffered weighs the request bodies held, from their first byte read to their answer.
+	buffered *semaphore.Weighted
 }
 
 // HandlerOptions bound the work of the handlers.
@@ -92,6 +94,7 @@ func NewHandlers(engine *atomic.Pointer[policies.Engine], m *Metrics, log logr.L
 		inFlight:  make(chan struct{}, o.MaxInFlight),
 		reviewers: make(chan func()),
 		bodyBytes: semaphore.NewWeighted(maxBodyBytesInFlight),
+		buffered:  semaphore.NewWeighted(maxBodyBytesBuffered),
 	}
 	// As many reviewers as tokens: a review holding a token finds one idle at once. They
 	// block on the channel while idle and live as long as the process.

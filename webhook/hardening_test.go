@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -149,12 +150,27 @@ func TestSlowBodyIsCut(t *testing.T) {
 	if httpResp.StatusCode != http.StatusOK || resp.Allowed || resp.Result.Code != http.StatusRequestTimeout {
 		t.Fatalf("got HTTP %d %+v, want a 408 review", httpResp.StatusCode, resp.Result)
 	}
-	if !strings.Contains(resp.Result.Message, "did not arrive within the review's timeout") {
+	if !strings.Contains(resp.Result.Message, "did not arrive in time") {
 		t.Errorf("message %q", resp.Result.Message)
 	}
 	if got := errorCount(r.srv.Metrics(), webhookValidate, reasonTimeout) - timeouts; got != 1 {
 		t.Errorf("timeouts counted: %v, want 1", got)
 	}
+}
+
+// postAny posts a review and decodes the AdmissionReview answer whatever the HTTP status.
+func postAny(t *testing.T, c *http.Client, url string, body []byte) (int, *admissionv1.AdmissionResponse) {
+	t.Helper()
+	httpResp, err := c.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer httpResp.Body.Close()
+	var ar admissionv1.AdmissionReview
+	if err := json.NewDecoder(httpResp.Body).Decode(&ar); err != nil {
+		t.Fatalf("HTTP %d: decoding the answer: %v", httpResp.StatusCode, err)
+	}
+	return httpResp.StatusCode, ar.Response
 }
 
 func errorCount(m *Metrics, webhook, reason string) float64 {
@@ -177,22 +193,18 @@ func TestReviewTimeout(t *testing.T) {
 	}
 }
 
-// TestInFlightLimit: with every slot taken (here one, by a client that never finishes its
-// body), the next review waits for a slot half its timeout and is then refused with a 429
-// and Retry-After, which the API server's client retries, and counted; a review whose slot
-// frees while it waits is answered; once the slot frees, reviews pass again.
+// TestInFlightLimit: with every slot taken (here the one slot, held by the test), the next
+// review waits for a slot half its timeout and is then refused with a 429 and Retry-After,
+// which the API server's client retries, and counted; a review whose slot frees while it
+// waits is answered; once the slot frees, reviews pass again.
 func TestInFlightLimit(t *testing.T) {
 	ca, certDir := serverCerts(t)
 	r := startServer(t, ServerOptions{CertDir: certDir, MaxInFlight: 1})
 	body := admissionReview(t, fixture(t, "testdata/insecure-deployment.yaml"), req{})
+	slots := r.srv.Handlers().inFlight
+	slots <- struct{}{} // a review being worked on
 
-	hog := rawConn(t, r, ca)
-	fmt.Fprintf(hog, "POST %s?timeout=30s HTTP/1.1\r\nHost: loomguard\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", ValidatePath, len(body))
-	if _, err := hog.Write(body[:10]); err != nil {
-		t.Fatal(err)
-	}
 	c := client(ca, false, nil)
-	waitFor(t, "the hog to take the slot", func() bool { return len(r.srv.Handlers().inFlight) == 1 })
 	refused := errorCount(r.srv.Metrics(), webhookValidate, reasonOverloaded) // the registry is the process's
 	begin := time.Now()
 	httpResp, err := c.Post(r.url+ValidatePath+"?timeout=2s", "application/json", bytes.NewReader(body))
@@ -205,8 +217,8 @@ func TestInFlightLimit(t *testing.T) {
 	if httpResp.StatusCode != http.StatusTooManyRequests || httpResp.Header.Get("Retry-After") == "" {
 		t.Errorf("got HTTP %d Retry-After %q, want 429 with Retry-After", httpResp.StatusCode, httpResp.Header.Get("Retry-After"))
 	}
-	if ar.Response == nil || ar.Response.Result.Code != http.StatusTooManyRequests {
-		t.Errorf("the 429 carries %+v, want an AdmissionReview saying 429", ar.Response)
+	if ar.Response == nil || ar.Response.Result.Code != http.StatusTooManyRequests || ar.Response.UID == "" {
+		t.Errorf("the 429 carries %+v, want an AdmissionReview saying 429 with the request's uid", ar.Response)
 	}
 	if waited := time.Since(begin); waited < time.Second {
 		t.Errorf("refused after %s, want after waiting for a slot for half the review's 2 s timeout", waited)
@@ -215,7 +227,7 @@ func TestInFlightLimit(t *testing.T) {
 		t.Errorf("validate refusals counted: %v, want 1", got)
 	}
 
-	// A review that arrives while the slot is taken gets it when the hog finishes.
+	// A review that arrives while the slot is taken gets it when the slot frees.
 	type answer struct {
 		resp *admissionv1.AdmissionResponse
 		err  error
@@ -225,16 +237,8 @@ func TestInFlightLimit(t *testing.T) {
 		resp, _, err := send(c, r.url+ValidatePath+"?timeout=30s", body)
 		waiting <- answer{resp, err}
 	}()
-	waitFor(t, "the second review to wait for the slot", func() bool {
-		return errorCount(r.srv.Metrics(), webhookValidate, reasonOverloaded)-refused == 1 && len(r.srv.Handlers().inFlight) == 1
-	})
-	time.Sleep(100 * time.Millisecond) // it is queued behind the hog
-	if _, err := hog.Write(body[10:]); err != nil {
-		t.Fatal(err)
-	}
-	if _, resp := readAnswer(t, hog); resp.Allowed || resp.Result.Code != http.StatusForbidden {
-		t.Errorf("the slow review got %+v, want its denial", resp.Result)
-	}
+	time.Sleep(200 * time.Millisecond) // it waits for the slot
+	<-slots
 	if a := <-waiting; a.err != nil || a.resp.Result.Code != http.StatusForbidden {
 		t.Errorf("the waiting review: %v %+v, want the denial once the slot freed", a.err, a.resp)
 	}
@@ -243,6 +247,85 @@ func TestInFlightLimit(t *testing.T) {
 	}
 	if resp, _, err := send(c, r.url+ValidatePath, body); err != nil || resp.Result.Code != http.StatusForbidden {
 		t.Errorf("after the slot freed: %v %+v, want the denial", err, resp)
+	}
+}
+
+// TestSlowBodiesHoldNoSlot: clients that send their bodies slowly, more of them than there
+// are slots and each with the longest ?timeout=, hold no slot: a review from the API server
+// arriving meanwhile is answered at once, not refused; and a slow body is cut at
+// maxBodyReadTime whatever timeout its client asked for.
+func TestSlowBodiesHoldNoSlot(t *testing.T) {
+	ca, certDir := serverCerts(t)
+	r := startServer(t, ServerOptions{CertDir: certDir, MaxInFlight: 1})
+	body := admissionReview(t, fixture(t, "testdata/insecure-deployment.yaml"), req{})
+	timeouts := errorCount(r.srv.Metrics(), webhookValidate, reasonTimeout) // the registry is the process's
+	var slow []net.Conn
+	for range 3 {
+		conn := rawConn(t, r, ca)
+		fmt.Fprintf(conn, "POST %s?timeout=30s HTTP/1.1\r\nHost: loomguard\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", ValidatePath, len(body))
+		if _, err := conn.Write(body[:10]); err != nil {
+			t.Fatal(err)
+		}
+		slow = append(slow, conn)
+	}
+	c := client(ca, false, nil)
+	resp, _, err := send(c, r.url+ValidatePath+"?timeout=3s", body)
+	if err != nil || resp.Result == nil || resp.Result.Code != http.StatusForbidden {
+		t.Fatalf("a review next to slow bodies: %v %+v, want its denial", err, resp)
+	}
+	for _, conn := range slow {
+		httpResp, resp := readAnswer(t, conn) // within maxBodyReadTime, not the 30 s asked for
+		if httpResp.StatusCode != http.StatusOK || resp.Result == nil || resp.Result.Code != http.StatusRequestTimeout {
+			t.Errorf("a slow body: HTTP %d %+v, want a 408 review", httpResp.StatusCode, resp.Result)
+		}
+	}
+	if got := errorCount(r.srv.Metrics(), webhookValidate, reasonTimeout) - timeouts; got != 3 {
+		t.Errorf("timeouts counted: %v, want 3", got)
+	}
+}
+
+// TestLargeBodiesDoNotHoldUpSmallOnes: with the large-body budget all taken, a review of
+// an ordinary object (at most smallBodyBytes) is answered at once, while a large one waits
+// half its timeout for the budget and is then refused with a 429.
+func TestLargeBodiesDoNotHoldUpSmallOnes(t *testing.T) {
+	ca, certDir := serverCerts(t)
+	r := startServer(t, ServerOptions{CertDir: certDir})
+	h := r.srv.Handlers()
+	if !h.bodyBytes.TryAcquire(maxBodyBytesInFlight) {
+		t.Fatal("the large-body budget is taken before the test")
+	}
+	defer h.bodyBytes.Release(maxBodyBytesInFlight)
+	c := client(ca, false, nil)
+	small := admissionReview(t, fixture(t, "testdata/insecure-deployment.yaml"), req{})
+	if resp, _, err := send(c, r.url+ValidatePath+"?timeout=3s", small); err != nil || resp.Result.Code != http.StatusForbidden {
+		t.Fatalf("a small review with the large-body budget taken: %v %+v, want its denial", err, resp)
+	}
+	large := admissionReview(t, bigPod(5000), req{})
+	if len(large) <= smallBodyBytes {
+		t.Fatalf("the large review has %d bytes, not more than %d", len(large), smallBodyBytes)
+	}
+	if code, resp := postAny(t, c, r.url+ValidatePath+"?timeout=2s", large); code != http.StatusTooManyRequests || resp == nil || resp.Result.Code != http.StatusTooManyRequests {
+		t.Errorf("a large review with the budget taken: HTTP %d %+v, want a 429", code, resp)
+	}
+}
+
+// TestBufferedBodiesAreBounded: once the bodies held weigh maxBodyBytesBuffered, a review
+// whose body would take more is refused with a 429, before its body is read.
+func TestBufferedBodiesAreBounded(t *testing.T) {
+	ca, certDir := serverCerts(t)
+	r := startServer(t, ServerOptions{CertDir: certDir})
+	h := r.srv.Handlers()
+	if !h.buffered.TryAcquire(maxBodyBytesBuffered) {
+		t.Fatal("the buffered-bytes budget is taken before the test")
+	}
+	c := client(ca, false, nil)
+	body := admissionReview(t, fixture(t, "testdata/insecure-deployment.yaml"), req{})
+	if code, resp := postAny(t, c, r.url+ValidatePath+"?timeout=3s", body); code != http.StatusTooManyRequests || resp == nil || resp.Result.Code != http.StatusTooManyRequests {
+		t.Errorf("with the budget taken: HTTP %d %+v, want a 429", code, resp)
+	}
+	h.buffered.Release(maxBodyBytesBuffered)
+	if resp, _, err := send(c, r.url+ValidatePath+"?timeout=3s", body); err != nil || resp.Result.Code != http.StatusForbidden {
+		t.Errorf("with the budget free again: %v %+v, want the denial", err, resp)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"os"
@@ -38,10 +39,31 @@ const (
 // by maxBodyBytesInFlight (a 3 MiB Pod's review takes about 400 MiB: BENCHMARKS.md).
 const DefaultMaxInFlight = 8
 
-// maxBodyBytesInFlight bounds the review bodies worked on at once, in bytes: one review of
-// the largest object the API server stores (3 MiB) and a few small ones. A body larger
-// than the budget takes all of it.
-const maxBodyBytesInFlight = 4 << 20
+// maxBodyBytesInFlight bounds the large review bodies worked on at once, in bytes: one
+// review of the largest object the API server stores (3 MiB) and a few smaller ones. A
+// body larger than the budget takes all of it. Bodies of at most smallBodyBytes (every
+// ordinary workload: a Loom Deployment's review is about 6 KiB) do not take from it, so
+// that large reviews, however many arrive, never keep the small ones waiting.
+const (
+	maxBodyBytesInFlight = 4 << 20
+	smallBodyBytes       = 256 << 10
+)
+
+// maxBodyBytesBuffered bounds the bytes of the request bodies held at once, all reviews
+// together, from their first byte read until their answer is written; a body that would
+// take the total over it is refused with a 429. With bodies read before a review takes an
+// in-flight slot, this is what bounds the memory of many clients that send bodies at
+// once, slowly or not.
+const maxBodyBytesBuffered = 32 << 20
+
+// maxBodyReadTime is the longest a request body may take to arrive, whatever ?timeout= the
+// client gives: the API server sends a review's body at once, so only a client that sends
+// it slowly on purpose needs more.
+const maxBodyReadTime = 3 * time.Second
+
+// bodyChunkBytes is the step in which a body's bytes are charged to maxBodyBytesBuffered
+// as they arrive.
+const bodyChunkBytes = 32 << 10
 
 // retryAfter is the Retry-After of a review refused because the replica is at its
 // in-flight limit. The API server's webhook client retries a 429 after it, within the
@@ -59,12 +81,16 @@ const retryAfter = "1"
 // declares. loomguard serves admission.k8s.io/v1 only, and says so with a 400.
 //
 // What one review may cost is bounded by the server, never by the client: the body is read
-// into a buffer that grows only with the bytes received, up to 7 MiB (controller-runtime's
-// limit); the whole body must arrive, and the review be answered, within the ?timeout= the
-// API server sends (at most MaxReviewTimeout); the review's context ends then, or when the
-// client goes away, and the handlers stop working on it; and at most limits.maxInFlight
-// reviews are worked on at once, the others wait for a slot up to half their timeout and are
-// then refused with a 429 and Retry-After.
+// first, into a buffer that grows only with the bytes received, up to 7 MiB (controller-
+// runtime's limit), and must arrive within maxBodyReadTime; the bodies held at once weigh at
+// most maxBodyBytesBuffered together; the review must be answered within the ?timeout= the
+// API server sends (at most MaxReviewTimeout), when its context ends, as it does when the
+// client goes away, and the handlers stop working on it; large bodies being worked on at
+// once weigh at most maxBodyBytesInFlight; and at most MaxInFlight reviews are worked on at
+// once. A review that finds no room waits up to half its timeout, then is refused with a 429
+// and Retry-After. Since a slot is taken only once the body is in, a client that sends
+// slowly holds no slot, and since small bodies do not wait for the large-body budget, large
+// reviews cannot keep the API server's ordinary ones waiting.
 // Every review answered with an error is counted (decision "error", with its reason) and
 // logged, at most once a second per reason.
 type reviewHandler struct {
@@ -74,6 +100,7 @@ type reviewHandler struct {
 	inFlight  chan struct{}
 	reviewers chan func()
 	bodyBytes *semaphore.Weighted
+	buffered  *semaphore.Weighted
 	failures  *failures
 }
 
@@ -85,6 +112,7 @@ func (h *Handlers) newReviewHandler(webhook string, hook *admission.Webhook) rev
 		inFlight:  h.inFlight,
 		reviewers: h.reviewers,
 		bodyBytes: h.bodyBytes,
+		buffered:  h.buffered,
 		failures:  h.failures,
 	}
 }
@@ -100,13 +128,49 @@ type failed struct {
 func (h reviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	timeout := reviewTimeout(r)
-	if !h.acquire(r.Context(), timeout/2) {
-		if r.Context().Err() != nil {
-			return // the client went away while waiting
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	// The body is read before the review waits for anything: a client that sends its body
+	// slowly holds its connection and the bytes it sent, never a slot that others need. The
+	// whole body must arrive within maxBodyReadTime (or the review's timeout, if shorter);
+	// the answer has until the review's deadline and a little longer.
+	rc := http.NewResponseController(w)
+	deadline := start.Add(timeout)
+	_ = rc.SetReadDeadline(start.Add(min(timeout, maxBodyReadTime)))
+	_ = rc.SetWriteDeadline(deadline.Add(time.Second))
+
+	buf := h.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	var charged int64
+	defer func() {
+		h.buffered.Release(charged)
+		if buf.Cap() <= 1<<20 { // keep no huge buffer alive
+			h.bufs.Put(buf)
 		}
-		w.Header().Set("Retry-After", retryAfter)
-		h.fail(w, start, &failed{code: http.StatusTooManyRequests, reason: reasonOverloaded,
-			msg: fmt.Sprintf("loomguard is reviewing %d requests already; retry after %ss", cap(h.inFlight), retryAfter)})
+	}()
+	if bad := h.readBody(w, r, buf, &charged); bad != nil {
+		h.fail(w, start, bad)
+		return
+	}
+
+	// What a review costs grows with its size (a 3 MiB Pod's takes about 400 MiB of heap:
+	// BENCHMARKS.md), so the large bodies being worked on at once are bounded as well as the
+	// number of reviews. A large review waits for its share of the budget before it waits
+	// for a slot, so that large reviews hold at most the slots the budget lets through.
+	wait := start.Add(timeout / 2)
+	if weight := int64(buf.Len()); weight > smallBodyBytes {
+		weight = min(weight, maxBodyBytesInFlight)
+		wctx, wcancel := context.WithDeadline(ctx, wait)
+		err := h.bodyBytes.Acquire(wctx, weight)
+		wcancel()
+		if err != nil {
+			h.overloaded(w, r, start, buf.Bytes(), fmt.Sprintf("loomguard is reviewing %d MiB of objects already", maxBodyBytesInFlight>>20))
+			return
+		}
+		defer h.bodyBytes.Release(weight)
+	}
+	if !h.acquire(ctx, time.Until(wait)) {
+		h.overloaded(w, r, start, buf.Bytes(), fmt.Sprintf("loomguard is reviewing %d requests already", cap(h.inFlight)))
 		return
 	}
 	defer func() { <-h.inFlight }()
@@ -118,61 +182,39 @@ func (h reviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	panicked := make(chan any, 1)
 	h.reviewers <- func() {
 		defer func() { panicked <- recover() }()
-		h.serve(w, r, start, timeout)
+		h.serve(ctx, w, buf.Bytes(), start)
 	}
 	if p := <-panicked; p != nil {
 		panic(p)
 	}
 }
 
-// serve reads, decodes and answers one review that holds an in-flight token.
-func (h reviewHandler) serve(w http.ResponseWriter, r *http.Request, start time.Time, timeout time.Duration) {
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
-	defer cancel()
-	// The whole body must arrive in time: a client that sends it slowly is cut off, its
-	// read failing, at the review's deadline. The answer has a little longer.
-	rc := http.NewResponseController(w)
-	deadline := start.Add(timeout)
-	_ = rc.SetReadDeadline(deadline)
-	_ = rc.SetWriteDeadline(deadline.Add(time.Second))
+// overloaded refuses a review that found no room in time with a 429 and Retry-After,
+// unless its client went away meanwhile.
+func (h reviewHandler) overloaded(w http.ResponseWriter, r *http.Request, start time.Time, body []byte, why string) {
+	if r.Context().Err() != nil {
+		return // the client went away while waiting
+	}
+	w.Header().Set("Retry-After", retryAfter)
+	h.fail(w, start, &failed{code: http.StatusTooManyRequests, reason: reasonOverloaded, uid: peekUID(body),
+		msg: fmt.Sprintf("%s; retry after %ss", why, retryAfter)})
+}
 
-	buf := h.bufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= 1<<20 { // keep no huge buffer alive
-			h.bufs.Put(buf)
-		}
-	}()
-	ar, bad := readReview(w, r, buf)
+// serve decodes and answers one review whose body has been read and which holds an
+// in-flight slot.
+func (h reviewHandler) serve(ctx context.Context, w http.ResponseWriter, body []byte, start time.Time) {
+	ar, bad := decodeReview(body)
 	if bad != nil {
 		h.fail(w, start, bad)
 		return
 	}
-	// What a review costs grows with its size (a 3 MiB Pod's takes about 400 MiB of heap:
-	// BENCHMARKS.md), so the bodies being worked on at once are bounded as well as their
-	// number: a large review waits, like one over the in-flight limit, for the others.
-	weight := min(int64(buf.Len()), maxBodyBytesInFlight)
-	wctx, wcancel := context.WithDeadline(ctx, start.Add(timeout/2))
-	err := h.bodyBytes.Acquire(wctx, weight)
-	wcancel()
-	if err != nil {
-		if r.Context().Err() != nil {
-			return // the client went away while waiting
-		}
-		w.Header().Set("Retry-After", retryAfter)
-		h.fail(w, start, &failed{code: http.StatusTooManyRequests, reason: reasonOverloaded, uid: ar.Request.UID,
-			msg: fmt.Sprintf("loomguard is reviewing %d MiB of objects already; retry after %ss", maxBodyBytesInFlight>>20, retryAfter)})
-		return
-	}
-	defer h.bodyBytes.Release(weight)
 	resp := h.hook.Handle(ctx, admission.Request{AdmissionRequest: *ar.Request})
 	writeReview(w, &resp.AdmissionResponse)
 }
 
 // acquire takes an in-flight slot, waiting for one at most wait (half the review's timeout)
-// or until ctx ends, and reports whether it got one. A review that waits has not read its
-// body: what waiting reviews hold is bounded by the connections' flow control (HTTP/2) or
-// socket buffers (HTTP/1.1), not by the reviews' size. Refusing at once instead made the API
+// or until ctx ends, and reports whether it got one. What waiting reviews hold is their
+// bodies, bounded together by maxBodyBytesBuffered. Refusing at once instead made the API
 // server back off for Retry-After (1 s) whenever more than the limit of concurrent Pod
 // creates arrived together (`make bench-e2e`: 50 concurrent creates then failed closed
 // past the webhooks' 3 s timeout), while a slot frees within a fraction of a millisecond.
@@ -194,35 +236,54 @@ func (h reviewHandler) acquire(ctx context.Context, wait time.Duration) bool {
 	}
 }
 
-// readReview reads and decodes an AdmissionReview v1 into buf, or says what is wrong with it.
-func readReview(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) (*admissionv1.AdmissionReview, *failed) {
+// readBody reads a request's body into buf, charging its bytes to the buffered-bytes
+// budget as they arrive (charged says how many to release), or says what is wrong with it.
+func (h reviewHandler) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, charged *int64) *failed {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return nil, &failed{code: http.StatusBadRequest, reason: reasonEmptyBody, msg: "request body is empty"}
+		return &failed{code: http.StatusBadRequest, reason: reasonEmptyBody, msg: "request body is empty"}
 	}
 	tooLarge := &failed{code: http.StatusRequestEntityTooLarge, reason: reasonTooLarge,
 		msg: fmt.Sprintf("request entity is too large; limit is %d bytes", maxReviewBytes)}
 	if r.ContentLength > maxReviewBytes {
-		return nil, tooLarge // refused unread: nothing is allocated for it
+		return tooLarge // refused unread: nothing is allocated for it
 	}
-	// The buffer grows with what arrives, never with what the client declares.
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxReviewBytes))
-	body := buf.Bytes()
+	// The buffer grows with what arrives, never with what the client declares, and every
+	// step of it is charged to the budget of all bodies held at once before it is read.
+	body := http.MaxBytesReader(w, r.Body, maxReviewBytes)
+	var err error
+	for {
+		if !h.buffered.TryAcquire(bodyChunkBytes) {
+			return &failed{code: http.StatusTooManyRequests, reason: reasonOverloaded,
+				msg: fmt.Sprintf("loomguard holds %d MiB of request bodies already; retry after %ss", maxBodyBytesBuffered>>20, retryAfter)}
+		}
+		*charged += bodyChunkBytes
+		var n int64
+		n, err = buf.ReadFrom(io.LimitReader(body, bodyChunkBytes))
+		if err != nil || n < bodyChunkBytes {
+			break
+		}
+	}
 	var maxErr *http.MaxBytesError
 	switch {
 	case errors.As(err, &maxErr):
-		return nil, tooLarge
+		return tooLarge
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return nil, &failed{code: http.StatusRequestTimeout, reason: reasonTimeout,
-			msg: fmt.Sprintf("the request body did not arrive within the review's timeout (%d of %d bytes read)", len(body), r.ContentLength)}
+		return &failed{code: http.StatusRequestTimeout, reason: reasonTimeout,
+			msg: fmt.Sprintf("the request body did not arrive in time (%d of %d bytes read)", buf.Len(), r.ContentLength)}
 	case err != nil:
-		return nil, &failed{code: http.StatusBadRequest, reason: reasonReadFailed, msg: fmt.Sprintf("reading the request body: %v", err)}
-	case len(body) == 0:
-		return nil, &failed{code: http.StatusBadRequest, reason: reasonEmptyBody, msg: "request body is empty"}
+		return &failed{code: http.StatusBadRequest, reason: reasonReadFailed, msg: fmt.Sprintf("reading the request body: %v", err)}
+	case buf.Len() == 0:
+		return &failed{code: http.StatusBadRequest, reason: reasonEmptyBody, msg: "request body is empty"}
 	}
 	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
-		return nil, &failed{code: http.StatusBadRequest, reason: reasonContentType, uid: peekUID(body),
+		return &failed{code: http.StatusBadRequest, reason: reasonContentType, uid: peekUID(buf.Bytes()),
 			msg: fmt.Sprintf("contentType=%s, expected application/json", r.Header.Get("Content-Type"))}
 	}
+	return nil
+}
+
+// decodeReview decodes an AdmissionReview v1, or says what is wrong with it.
+func decodeReview(body []byte) (*admissionv1.AdmissionReview, *failed) {
 	var ar admissionv1.AdmissionReview
 	if err := kjson.UnmarshalCaseSensitivePreserveInts(body, &ar); err != nil {
 		return nil, &failed{code: http.StatusBadRequest, reason: reasonMalformed, uid: peekUID(body),
