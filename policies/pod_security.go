@@ -70,8 +70,19 @@ type PodSecurityLevel struct {
 	// Level is privileged (nothing checked), baseline or restricted.
 	Level string `json:"level,omitempty"`
 	// Version is "latest" or "v1.N": the Kubernetes minor version whose definition of the
-	// level applies. A version newer than the checks loomguard was built with means latest.
+	// level applies. A version newer than the checks loomguard was built with means latest;
+	// an omitted (empty) one means latest, as an absent enforce-version label and an empty
+	// PodSecurityConfiguration version do (k8s.io/pod-security-admission admission/api/v1
+	// defaults.go).
 	Version string `json:"version,omitempty"`
+}
+
+// version returns the parsed Version; empty means latest.
+func (l PodSecurityLevel) version() (psapi.Version, error) {
+	if l.Version == "" {
+		return psapi.LatestVersion(), nil
+	}
+	return psapi.ParseVersion(l.Version)
 }
 
 // Validate reports an unknown level or a malformed version.
@@ -80,7 +91,7 @@ func (l PodSecurityLevel) Validate(p *field.Path) field.ErrorList {
 	if _, err := psapi.ParseLevel(l.Level); err != nil {
 		errs = append(errs, field.NotSupported(p.Child("level"), l.Level, []string{string(psapi.LevelPrivileged), string(psapi.LevelBaseline), string(psapi.LevelRestricted)}))
 	}
-	if _, err := psapi.ParseVersion(l.Version); err != nil {
+	if _, err := l.version(); err != nil {
 		errs = append(errs, field.Invalid(p.Child("version"), l.Version, `must be "latest" or "v1.N"`))
 	}
 	return errs
@@ -89,7 +100,7 @@ func (l PodSecurityLevel) Validate(p *field.Path) field.ErrorList {
 // levelVersion returns the parsed level and version; l must be valid.
 func (l PodSecurityLevel) levelVersion() psapi.LevelVersion {
 	level, _ := psapi.ParseLevel(l.Level)
-	version, _ := psapi.ParseVersion(l.Version)
+	version, _ := l.version()
 	return psapi.LevelVersion{Level: level, Version: version}
 }
 

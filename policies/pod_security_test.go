@@ -384,6 +384,66 @@ func TestPodSecurityConfigValidation(t *testing.T) {
 	}
 }
 
+// TestPodSecurityVersionOmitted: an omitted version means latest, in policies.pod-security
+// and in a namespaces entry alike (the in-tree enforce-version label's default); an
+// explicitly malformed one is an error in both.
+func TestPodSecurityVersionOmitted(t *testing.T) {
+	const (
+		policy    = "defaultAction: \"off\"\npolicies:\n  pod-security: {action: enforce, level: restricted%s}\n"
+		namespace = "defaultAction: \"off\"\npolicies:\n  pod-security: {action: enforce, level: privileged}\nnamespaces:\n  - names: [x]\n    podSecurity: {level: restricted%s}\n"
+	)
+	// The base Deployment with a bare container violates restricted (and baseline's
+	// host probes); what latest finds is the reference.
+	w, _ := NewWorkload(catalogDeployment(t, bareContainer, func(d *appsv1.Deployment) {
+		d.Spec.Template.Spec.Containers[0].ReadinessProbe.HTTPGet.Host = "10.0.0.1"
+	}))
+	findings := func(t *testing.T, config string) []string {
+		t.Helper()
+		cfg, errs := LoadConfig([]byte(config))
+		if len(errs) > 0 {
+			t.Fatal(errs.ToAggregate())
+		}
+		e, err := NewEngine(cfg, fixtureClock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return podSecurityFindings(e.Evaluate(w, "x"))
+	}
+	for _, tt := range []struct {
+		name, template, version string
+		err                     string // empty: accepted, and evaluated as latest
+	}{
+		{"policy, version omitted", policy, "", ""},
+		{"policy, version empty", policy, `, version: ""`, ""},
+		{"policy, version latest", policy, ", version: latest", ""},
+		{"policy, version malformed", policy, `, version: "1.30"`, `policies.pod-security.version: Invalid value: "1.30": must be "latest" or "v1.N"`},
+		{"policy, version not a string of the form", policy, ", version: v2", `policies.pod-security.version: Invalid value: "v2"`},
+		{"namespace, version omitted", namespace, "", ""},
+		{"namespace, version empty", namespace, `, version: ""`, ""},
+		{"namespace, version latest", namespace, ", version: latest", ""},
+		{"namespace, version malformed", namespace, `, version: "1.30"`, `namespaces[0].podSecurity.version: Invalid value: "1.30": must be "latest" or "v1.N"`},
+		{"namespace, version latest misspelt", namespace, ", version: Latest", `namespaces[0].podSecurity.version: Invalid value: "Latest"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			config := fmt.Sprintf(tt.template, tt.version)
+			if tt.err != "" {
+				_, errs := LoadConfig([]byte(config))
+				if got := errs.ToAggregate(); got == nil || !strings.Contains(got.Error(), tt.err) {
+					t.Fatalf("error %v, want one containing %q", got, tt.err)
+				}
+				return
+			}
+			want := findings(t, fmt.Sprintf(tt.template, ", version: latest"))
+			if len(want) < 2 {
+				t.Fatalf("restricted finds %q: the workload proves nothing", want)
+			}
+			if got := findings(t, config); !slices.Equal(got, want) {
+				t.Errorf("got %q, want latest's %q", got, want)
+			}
+		})
+	}
+}
+
 func exceptionYAML(policies, controls string) string {
 	return fmt.Sprintf(`exceptions:
   - name: x
