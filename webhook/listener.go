@@ -5,11 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -106,9 +106,9 @@ func (s *webhookServer) Start(ctx context.Context) error {
 		// HTTP/2 when the TLS config offers h2 (ServerOptions.EnableHTTP2).
 		HTTP2:       &http.HTTP2Config{MaxConcurrentStreams: maxConcurrentStreams},
 		BaseContext: func(net.Listener) context.Context { return base },
-		// Handshake errors (a port scanner, a client that does not trust the CA) are the
-		// client's problem; net/http would print each to stderr.
-		ErrorLog: log.New(io.Discard, "", 0),
+		// Handshake errors (a port scanner, a client that does not trust the CA or offers
+		// no version we accept) and other connection errors go to the logger, rate-limited.
+		ErrorLog: log.New(&serverErrors{failures: newFailures(nil, s.log)}, "", 0),
 	}
 	s.log.Info("serving admission webhooks", "address", s.addr)
 	s.started.Store(true)
@@ -130,4 +130,38 @@ func (s *webhookServer) Start(ctx context.Context) error {
 	}
 	<-served
 	return nil
+}
+
+// maxServerErrorBytes bounds what one logged net/http error keeps: its lines name the
+// client's address and the error, a few hundred bytes.
+const maxServerErrorBytes = 1 << 10
+
+// serverErrors is the webhook port's http.Server ErrorLog: it turns each line net/http
+// writes (one per Write, log.Logger's contract) into a log line of the webhook logger, so
+// that a failed TLS handshake is seen rather than lost, and rate-limits them per kind like
+// the reviews answered with an error (failures), since any client can cause them.
+type serverErrors struct {
+	failures *failures // logf only: these are connections, not reviews, so nothing is counted
+}
+
+// Write logs p, one line of net/http's server log; it never fails.
+func (e *serverErrors) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p[:min(len(p), maxServerErrorBytes)]))
+	e.failures.logf(serverErrorReason(msg), "webhook port connection error", "error", msg)
+	return len(p), nil
+}
+
+// serverErrorReason classifies a net/http server log line by what it reports: "tls_handshake"
+// (net/http's "http: TLS handshake error from <addr>: <err>"), "http2" (the HTTP/2 server's
+// own lines) or "http" (the rest: a failed Accept, a handler's panic, superfluous WriteHeader
+// calls).
+func serverErrorReason(msg string) string {
+	switch {
+	case strings.Contains(msg, "TLS handshake error"):
+		return "tls_handshake"
+	case strings.HasPrefix(msg, "http2:"):
+		return "http2"
+	default:
+		return "http"
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/client-go/rest"
@@ -449,4 +451,56 @@ func TestServerPprof(t *testing.T) {
 		t.Errorf("pprof enabled: GET /debug/pprof/cmdline = %s, want 200", resp.Status)
 	}
 
+}
+
+// TestServerErrorLog: net/http's own errors on the webhook port, such as a client's failed
+// TLS handshake, reach the logger instead of being dropped.
+func TestServerErrorLog(t *testing.T) {
+	_, certDir := serverCerts(t)
+	logs := &logLines{}
+	r := startServer(t, ServerOptions{CertDir: certDir, Logger: funcr.New(logs.add, funcr.Options{})})
+	addr := strings.TrimPrefix(r.url, "https://")
+	// A client that does not trust loomguard's CA aborts the handshake (bad certificate).
+	conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
+	if err == nil {
+		conn.Close()
+		t.Fatal("the handshake succeeded without the CA")
+	}
+	waitFor(t, "the handshake error in the log", func() bool { return len(logs.matching("TLS handshake error")) > 0 })
+	line := logs.matching("TLS handshake error")[0]
+	for _, want := range []string{`"webhook port connection error"`, `"reason"="tls_handshake"`, "127.0.0.1:", "certificate"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("log line %q lacks %s", line, want)
+		}
+	}
+}
+
+// TestServerErrorsRateLimit: the webhook port's net/http errors are logged at most once a
+// second per kind, the next line saying how many were left out, and each is cut to
+// maxServerErrorBytes.
+func TestServerErrorsRateLimit(t *testing.T) {
+	var lines []string
+	f := newFailures(nil, funcr.New(func(_, args string) { lines = append(lines, args) }, funcr.Options{}))
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.now = func() time.Time { return now }
+	l := log.New(&serverErrors{failures: f}, "", 0)
+	for range 5 {
+		l.Printf("http: TLS handshake error from 127.0.0.1:4242: EOF")
+	}
+	l.Printf("http2: server: error reading preface from client 127.0.0.1:4243: bogus greeting")
+	l.Printf("http: Accept error: %s; retrying in 5ms", strings.Repeat("x", 4*maxServerErrorBytes))
+	now = now.Add(failureLogInterval)
+	l.Printf("http: TLS handshake error from 127.0.0.1:4244: EOF")
+	want := []string{`"reason"="tls_handshake"`, `"reason"="http2"`, `"reason"="http"`, `"reason"="tls_handshake" "suppressed"=4`}
+	if len(lines) != len(want) {
+		t.Fatalf("lines %q, want %d", lines, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasSuffix(lines[i], w) {
+			t.Errorf("line %d = %q, want it to end in %s", i, lines[i], w)
+		}
+	}
+	if n := len(lines[2]); n > 2*maxServerErrorBytes {
+		t.Errorf("a %d-byte error is logged in %d bytes", 4*maxServerErrorBytes, n)
+	}
 }
