@@ -129,3 +129,46 @@ func escapeToken(k string) string {
 	}
 	return strings.NewReplacer("~", "~0", "/", "~1").Replace(k)
 }
+
+// EncodePatch returns the JSON of ops, byte for byte what json.Marshal(ops) returns
+// (jsonpatch.Operation.MarshalJSON: "value" omitted when nil, except null for add and
+// replace), written into one buffer: json.Marshal encodes each operation on its own and then
+// scans the whole patch once more to check and compact it, which on a big object's patch
+// costs about as much as computing it.
+func EncodePatch(ops []jsonpatch.Operation) ([]byte, error) {
+	if ops == nil {
+		return []byte("null"), nil
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b) // escapes HTML as json.Marshal does
+	encode := func(v any) error {
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+		b.Truncate(b.Len() - 1) // Encode ends each value with a newline
+		return nil
+	}
+	b.WriteByte('[')
+	for i, op := range ops {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"op":`)
+		if err := encode(op.Operation); err != nil {
+			return nil, err
+		}
+		b.WriteString(`,"path":`)
+		if err := encode(op.Path); err != nil {
+			return nil, err
+		}
+		if op.Value != nil || op.Operation == "add" || op.Operation == "replace" {
+			b.WriteString(`,"value":`)
+			if err := encode(op.Value); err != nil {
+				return nil, fmt.Errorf("encoding the value at %s: %w", op.Path, err)
+			}
+		}
+		b.WriteByte('}')
+	}
+	b.WriteByte(']')
+	return b.Bytes(), nil
+}

@@ -146,7 +146,7 @@ func assertSameAsReference(t *testing.T, e *policies.Engine, name string, raw []
 	if !reflect.DeepEqual(sortedOps(got.Patch), sortedOps(want)) {
 		t.Fatalf("%s: patch differs from the reference:\n got %v\nwant %v", name, got.Patch, want)
 	}
-	gotJSON, err := json.Marshal(got.Patch)
+	gotJSON, err := EncodePatch(got.Patch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,5 +300,38 @@ func assertDiffLikeCreatePatch(t *testing.T, name string, a, b []byte) {
 	}
 	if !reflect.DeepEqual(sortedOps(got), sortedOps(want)) {
 		t.Errorf("%s: diffValues = %v, CreatePatch = %v", name, got, want)
+	}
+}
+
+// TestEncodePatch holds EncodePatch to json.Marshal on operations of every shape, including
+// values that need escaping and a remove, and on an empty patch.
+func TestEncodePatch(t *testing.T) {
+	for _, ops := range [][]jsonpatch.Operation{
+		nil,
+		{},
+		{
+			{Operation: "add", Path: "/metadata/annotations/a~1b", Value: "<&>\u2028\""},
+			{Operation: "add", Path: "/x", Value: nil},
+			{Operation: "replace", Path: "/y", Value: nil},
+			{Operation: "remove", Path: "/z"},
+			{Operation: "replace", Path: "/n", Value: json.Number("1.50")},
+			{Operation: "add", Path: "/spec/containers/0/securityContext", Value: map[string]any{"b": true, "a": []any{"ALL", 1.5, nil}}},
+			{Operation: "test", Path: "/<p>", Value: "v"},
+		},
+	} {
+		got, err := EncodePatch(ops)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(ops)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("EncodePatch = %s, json.Marshal = %s", got, want)
+		}
+	}
+	if _, err := EncodePatch([]jsonpatch.Operation{{Operation: "add", Path: "/bad", Value: json.Number("x")}}); err == nil {
+		t.Error("EncodePatch accepted an invalid number")
 	}
 }

@@ -634,6 +634,14 @@ func (h *Handlers) Mutate(ctx context.Context, req admission.Request) (resp admi
 			return allowed("the update leaves the pod spec and labels unchanged")
 		}
 	}
+	// Encoded here rather than by admission.Response.Complete from Patches: the same bytes,
+	// at about half the cost on a big object's patch (mutation.EncodePatch).
+	patch, err := mutation.EncodePatch(m.Patch)
+	if err != nil {
+		r.decision, r.reason = decisionError, reasonInternal
+		h.log.Error(err, "encoding the fix patch failed; admitting the object unchanged", r.logValues()...)
+		return allowed("").WithWarnings(fmt.Sprintf("loomguard could not apply its fixes to %s (internal error); it is admitted unchanged", r.object()))
+	}
 	r.decision = decisionPatched
 	if !r.dryRun {
 		for _, id := range m.Fixed {
@@ -642,7 +650,9 @@ func (h *Handlers) Mutate(ctx context.Context, req admission.Request) (resp admi
 	}
 	h.log.Info("mutated", r.logValues("policies", m.Fixed)...)
 	resp = allowed("")
-	resp.Patches = m.Patch
+	resp.Patch = patch
+	patchType := admissionv1.PatchTypeJSONPatch
+	resp.PatchType = &patchType
 	resp.Warnings = []string{"loomguard fixed: " + strings.Join(m.Fixed, ", ")}
 	resp.AuditAnnotations = map[string]string{AuditFixed: strings.Join(m.Fixed, ",")}
 	return resp

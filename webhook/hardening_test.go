@@ -354,8 +354,8 @@ func TestContextEndsWork(t *testing.T) {
 	if v.Allowed || v.Result.Code != http.StatusGatewayTimeout {
 		t.Errorf("validate: %+v, want a 504 denial", v.Result)
 	}
-	if !m.Allowed || len(m.Patches) > 0 || len(m.Warnings) != 1 || !strings.Contains(m.Warnings[0], "ran out of time") {
-		t.Errorf("mutate: allowed %v, %d patches, warnings %q; want admitted unchanged with a warning", m.Allowed, len(m.Patches), m.Warnings)
+	if !m.Allowed || len(m.Patches) > 0 || len(m.Patch) > 0 || len(m.Warnings) != 1 || !strings.Contains(m.Warnings[0], "ran out of time") {
+		t.Errorf("mutate: allowed %v, patch %q, warnings %q; want admitted unchanged with a warning", m.Allowed, m.Patch, m.Warnings)
 	}
 	if cut > full/10 {
 		t.Errorf("ended reviews allocated %d bytes, a full review %d: the work did not stop", cut, full)
