@@ -93,7 +93,7 @@ func NewMetrics(reg prometheus.Registerer, engine func() *policies.Engine) (*Met
 		}, []string{"webhook"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "loomguard_admission_in_flight",
-			Help: "Admission reviews being worked on (both webhooks; at most --max-in-flight).",
+			Help: "Admission reviews received and not yet answered, both webhooks: reading their body, waiting for room, or worked on (at most --max-in-flight of them).",
 		}),
 		violations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loomguard_policy_violations_total",

@@ -127,6 +127,8 @@ type failed struct {
 
 func (h reviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	h.failures.metrics.inFlight.Inc()
+	defer h.failures.metrics.inFlight.Dec()
 	timeout := reviewTimeout(r)
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
@@ -174,8 +176,6 @@ func (h reviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer func() { <-h.inFlight }()
-	h.failures.metrics.inFlight.Inc()
-	defer h.failures.metrics.inFlight.Dec()
 
 	// The work is done by a reviewer (Handlers.reviewers), while this goroutine waits; a
 	// panic is handed back, so that net/http treats it as the handler's own.

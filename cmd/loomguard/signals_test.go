@@ -118,7 +118,8 @@ func TestServeSignals(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	// The server has read the review's headers: it is in flight.
+	// The server has read the review's headers: it is in flight (reading its body, which
+	// must arrive within 3 s; the test sends the rest well before).
 	waitInFlight := func() {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
