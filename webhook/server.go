@@ -24,6 +24,7 @@ import (
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/loomguard/loomguard/policies"
@@ -58,6 +59,12 @@ type ServerOptions struct {
 	// addresses; "0" disables a server.
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
+	// SecureMetrics serves /metrics over HTTPS, with the webhook's serving certificate,
+	// to clients the cluster authenticates (a bearer token, checked with a TokenReview) and
+	// authorizes (a SubjectAccessReview for verb get on the nonResourceURL /metrics):
+	// controller-runtime's filters.WithAuthenticationAndAuthorization. It needs a
+	// RESTConfig; false serves plain HTTP to anyone, for local use.
+	SecureMetrics bool
 	// PprofBindAddress is the address of Go's net/http/pprof endpoints (/debug/pprof/);
 	// empty or "0", the default, serves none. Profiles reveal the process's memory and
 	// code: bind it to loopback and use it while diagnosing only.
@@ -219,7 +226,7 @@ func NewServer(o ServerOptions) (*Server, error) {
 	if o.RESTConfig != nil {
 		mgr, err := manager.New(o.RESTConfig, manager.Options{
 			Logger:                  log,
-			Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress},
+			Metrics:                 s.metricsOptions(o),
 			HealthProbeBindAddress:  o.HealthProbeBindAddress,
 			PprofBindAddress:        o.PprofBindAddress,
 			WebhookServer:           s.webhooks,
@@ -236,6 +243,9 @@ func NewServer(o ServerOptions) (*Server, error) {
 		mgr.GetWebhookServer() // adds it
 		s.host, s.mgr = mgr, mgr
 	} else {
+		if o.SecureMetrics && o.MetricsBindAddress != "0" {
+			return nil, errors.New("secure metrics authenticate and authorize their clients through the cluster: they need cluster access (a kubeconfig or the in-cluster config); serve plain metrics without one")
+		}
 		g, err := newGroup(o, log)
 		if err != nil {
 			return nil, err
@@ -283,6 +293,26 @@ func (s *Server) Manager() manager.Manager { return s.mgr }
 
 // Handlers returns the admission handlers.
 func (s *Server) Handlers() *Handlers { return s.handlers }
+
+// metricsOptions configures the metrics server of the manager: plain HTTP, or HTTPS with
+// the webhook's certificate (reloaded with it) and Kubernetes authentication and
+// authorization of every request (SecureMetrics).
+func (s *Server) metricsOptions(o ServerOptions) metricsserver.Options {
+	mo := metricsserver.Options{BindAddress: o.MetricsBindAddress}
+	if !o.SecureMetrics {
+		return mo
+	}
+	mo.SecureServing = true
+	mo.FilterProvider = filters.WithAuthenticationAndAuthorization
+	mo.TLSOpts = []func(*tls.Config){func(c *tls.Config) {
+		c.MinVersion = o.TLSMinVersion
+		c.GetCertificate = s.certs.GetCertificate
+		// HTTP/1.1 only, as controller-runtime's own metrics default (no HTTP/2 stream
+		// handling exposed to scrapers).
+		c.NextProtos = []string{"http/1.1"}
+	}}
+	return mo
+}
 
 // Metrics returns the server's metrics.
 func (s *Server) Metrics() *Metrics { return s.metrics }

@@ -39,6 +39,7 @@ type serveFlags struct {
 	bindAddress            string
 	port                   int
 	metricsBindAddress     string
+	metricsSecure          bool
 	healthProbeBindAddress string
 	pprofBindAddress       string
 	logLevel               string
@@ -63,6 +64,7 @@ func newServeFlagSet(f *serveFlags, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVar(&f.bindAddress, "bind-address", "", "IP address the webhook server listens on (empty: every interface)")
 	fs.IntVar(&f.port, "port", webhook.DefaultPort, "port the webhook server listens on (HTTPS)")
 	fs.StringVar(&f.metricsBindAddress, "metrics-bind-address", webhook.DefaultMetricsBindAddress, `address of the Prometheus /metrics endpoint ("0" disables it)`)
+	fs.BoolVar(&f.metricsSecure, "metrics-secure", true, "serve /metrics over HTTPS (the webhook's certificate) to bearer tokens the cluster authenticates (TokenReview) and authorizes for get on the nonResourceURL /metrics (SubjectAccessReview); needs cluster access. --metrics-secure=false: plain HTTP to anyone, for local use")
 	fs.StringVar(&f.healthProbeBindAddress, "health-probe-bind-address", webhook.DefaultHealthProbeBindAddress, `address of the /healthz and /readyz probes ("0" disables them)`)
 	fs.StringVar(&f.pprofBindAddress, "pprof-bind-address", "0", `address of Go's /debug/pprof/ profiling endpoints, for diagnosis only ("0": off)`)
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info or error")
@@ -88,7 +90,8 @@ Serve loomguard's admission webhooks over TLS:
   %-10s %-22s applies the policies' safe defaults
 The config file and the serving certificate are reloaded when they change. Admission
 needs no cluster access: without a kubeconfig or in-cluster config, the webhook,
-metrics and health servers run on their own.
+metrics and health servers run on their own (with --metrics-secure=false: secure
+metrics ask the cluster who may read them).
 
 Every flag can also be set with an environment variable, %sFLAG_NAME
 (--cert-dir is %sCERT_DIR); a flag given on the command line wins.
@@ -290,6 +293,7 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		Host:                   f.bindAddress,
 		Port:                   f.port,
 		MetricsBindAddress:     f.metricsBindAddress,
+		SecureMetrics:          f.metricsSecure,
 		HealthProbeBindAddress: f.healthProbeBindAddress,
 		PprofBindAddress:       f.pprofBindAddress,
 		TLSMinVersion:          tlsMin,

@@ -41,7 +41,7 @@ func TestServeEnvOverrides(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", want: func(f serveFlags) bool {
-			return f.config == "" && f.port == 9443 && f.metricsBindAddress == ":8080" && f.healthProbeBindAddress == ":8081" &&
+			return f.config == "" && f.port == 9443 && f.metricsBindAddress == ":8080" && f.metricsSecure && f.healthProbeBindAddress == ":8081" &&
 				f.logLevel == "info" && f.logFormat == "json" && f.tlsMinVersion == "1.2" && f.certDir == webhook.DefaultCertDir() &&
 				f.enableHTTP2 && f.shutdownTimeout == 10*time.Second && f.pprofBindAddress == "0"
 		}},
@@ -202,6 +202,7 @@ func (e serveEndpoints) args(extra ...string) []string {
 		"--port", fmt.Sprint(e.port),
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", e.probe),
 		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", e.metrics),
+		"--metrics-secure=false",
 		"--cert-dir", e.certDir,
 	}, extra...)
 }
@@ -388,6 +389,7 @@ func TestServeStartupErrors(t *testing.T) {
 		{"missing config", e.args("--config", badConfig+".missing"), []string{"reading config"}},
 		{"missing certificate", append(e.args(), "--cert-dir", t.TempDir()), []string{"loading the serving certificate"}},
 		{"broken kubeconfig", e.args("--kubeconfig", badConfig+".missing"), []string{"loading --kubeconfig"}},
+		{"secure metrics without a cluster", e.args("--metrics-secure"), []string{"secure metrics", "need cluster access", "plain metrics"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -482,6 +482,7 @@ func spawn(ctx context.Context, bin string) (*server, error) {
 		"--bind-address", "127.0.0.1",
 		"--port", strconv.Itoa(ports[0]),
 		"--metrics-bind-address", "127.0.0.1:"+strconv.Itoa(ports[1]),
+		"--metrics-secure=false",
 		"--health-probe-bind-address", "127.0.0.1:"+strconv.Itoa(ports[2]),
 		"--log-level", "error")
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(dir, "no-kubeconfig"))

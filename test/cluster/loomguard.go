@@ -89,6 +89,8 @@ func (c *Cluster) serveArgs(port, metricsPort, healthPort int, kubeconfig string
 		"--cert-dir=" + c.lg.certDir,
 		"--config=" + c.lg.configPath,
 		"--metrics-bind-address=" + hostPort(metricsPort),
+		// The harness and the tests scrape plain HTTP; TestMetricsAuth turns it on.
+		"--metrics-secure=false",
 		"--health-probe-bind-address=" + hostPort(healthPort),
 		"--kubeconfig=" + kubeconfig,
 		// The background audit: a short interval so that tests see a change within

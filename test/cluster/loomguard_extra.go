@@ -69,6 +69,10 @@ func (c *Cluster) StartExtraLoomguard(ctx context.Context, o ExtraLoomguardOptio
 // MetricsURL is the URL of its Prometheus metrics.
 func (l *ExtraLoomguard) MetricsURL() string { return "http://" + hostPort(l.metricsPort) + "/metrics" }
 
+// MetricsAddress is the host:port of its metrics server (for a client of its own, e.g. over
+// HTTPS with --metrics-secure).
+func (l *ExtraLoomguard) MetricsAddress() string { return hostPort(l.metricsPort) }
+
 // Metric scrapes its metrics and returns the samples of one metric, as LoomguardMetric does.
 func (l *ExtraLoomguard) Metric(ctx context.Context, name string) (map[string]float64, error) {
 	return scrapeMetric(ctx, l.MetricsURL(), name)

@@ -326,7 +326,7 @@ func equalRules(got, want []rbacv1.PolicyRule) bool {
 	for i := range got {
 		g, w := got[i], want[i]
 		if !slices.Equal(g.APIGroups, w.APIGroups) || !slices.Equal(g.Resources, w.Resources) ||
-			!slices.Equal(g.ResourceNames, w.ResourceNames) || !slices.Equal(g.Verbs, w.Verbs) || len(g.NonResourceURLs) > 0 {
+			!slices.Equal(g.ResourceNames, w.ResourceNames) || !slices.Equal(g.Verbs, w.Verbs) || !slices.Equal(g.NonResourceURLs, w.NonResourceURLs) {
 			return false
 		}
 	}

@@ -197,6 +197,30 @@ func checkBaseRBAC(t *testing.T, b *bundle) {
 	}
 	checkBinding(t, b, "ClusterRoleBinding", "loomguard", "ClusterRole")
 	checkBinding(t, b, "RoleBinding", "loomguard-leader-election", "Role")
+
+	// --metrics-secure: TokenReviews and SubjectAccessReviews for loomguard, get on
+	// /metrics for whoever the reader role is bound to.
+	var auth rbacv1.ClusterRole
+	into(t, find(t, b.objs, "ClusterRole", "loomguard-metrics-auth"), &auth)
+	wantAuth := []rbacv1.PolicyRule{
+		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
+		{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}},
+	}
+	if !equalRules(auth.Rules, wantAuth) {
+		t.Errorf("ClusterRole loomguard-metrics-auth rules %+v, want exactly %+v", auth.Rules, wantAuth)
+	}
+	checkBinding(t, b, "ClusterRoleBinding", "loomguard-metrics-auth", "ClusterRole")
+	var reader rbacv1.ClusterRole
+	into(t, find(t, b.objs, "ClusterRole", "loomguard-metrics-reader"), &reader)
+	wantReader := []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}
+	if !equalRules(reader.Rules, wantReader) {
+		t.Errorf("ClusterRole loomguard-metrics-reader rules %+v, want exactly %+v", reader.Rules, wantReader)
+	}
+	for _, c := range b.deployment.Spec.Template.Spec.Containers {
+		if c.Name == "loomguard" && flagValue(t, c.Args, "--metrics-secure") != "true" {
+			t.Errorf("container loomguard: --metrics-secure=%q, want true (authenticated HTTPS metrics)", flagValue(t, c.Args, "--metrics-secure"))
+		}
+	}
 	for _, o := range b.objs {
 		if o.GetKind() == "ClusterRole" || o.GetKind() == "Role" {
 			s := toYAML(t, o.Object)

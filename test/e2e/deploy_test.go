@@ -431,6 +431,8 @@ func (l *localLoomguard) start(t *testing.T, bin string, extra ...string) {
 		"--bind-address=127.0.0.1",
 		"--port=" + strconv.Itoa(l.port),
 		"--metrics-bind-address=" + net.JoinHostPort("127.0.0.1", strconv.Itoa(l.metricsPort)),
+		// Scraped over plain HTTP by the test.
+		"--metrics-secure=false",
 		"--health-probe-bind-address=" + net.JoinHostPort("127.0.0.1", strconv.Itoa(l.healthPort)),
 		"--cert-dir=" + filepath.Join(dir, "certs"),
 		"--config=" + config,
