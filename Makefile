@@ -20,7 +20,7 @@ help: ## list the targets
 build: ## build bin/loomguard
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/loomguard ./cmd/loomguard
 
-tools: ## build etcd, kube-apiserver, kube-controller-manager, kubectl and helm into bin/ (once; ~15 min cold)
+tools: ## build etcd, kube-apiserver, kube-controller-manager, kubectl and helm into bin/ (once; cold on 2 cores ≈ 6 min, + 2.5–5 min for helm)
 	bash test/tools/build.sh
 	bash test/tools/helm/build.sh
 

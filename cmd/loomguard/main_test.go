@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/golden and docs/policies.md from the current output")
+var update = flag.Bool("update", false, "rewrite testdata/golden, docs/policies.md and the README's `loomguard policies` listing from the current output")
 
 // cliResult is what one command line produced.
 type cliResult struct {
