@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,46 +20,69 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/loomguard/loomguard/test/cluster"
 )
 
-// TestMetricsAuth: a loomguard with --metrics-secure serves /metrics over HTTPS only to
+// TestMetricsAuth: a loomguard with --metrics-secure, running with only the shipped
+// ClusterRole loomguard-metrics-auth, serves /metrics over HTTPS only to
 // bearer tokens the API server authenticates and authorizes for get on the nonResourceURL
-// /metrics. A ServiceAccount bound to such a role scrapes the metrics; no token, a token
+// /metrics. A ServiceAccount bound to the shipped loomguard-metrics-reader scrapes the metrics; no token, a token
 // the API server does not know (401), or a ServiceAccount without the role (403) are
 // refused, and plain HTTP gets no metrics.
 func TestMetricsAuth(t *testing.T) {
 	s := newScenario(t, "e2e-metricsauth")
 	ctx := t.Context()
 
-	lg, err := s.c.StartExtraLoomguard(ctx, cluster.ExtraLoomguardOptions{Name: "loomguard-metrics-secure", Args: []string{"--metrics-secure"}})
+	// The shipped ClusterRoles, renamed for this namespace: loomguard-metrics-auth for the
+	// loomguard (which runs as a ServiceAccount with no other permission, its audit off),
+	// loomguard-metrics-reader for the scraper. This proves their rules sufficient.
+	roles := shippedClusterRoles(t, s.c.RepoPath("manifests", "base", "rbac.yaml"), "loomguard-metrics-auth", "loomguard-metrics-reader")
+	loomguardUser := "system:serviceaccount:" + s.ns + ":loomguard"
+	bind := func(role *rbacv1.ClusterRole, subject rbacv1.Subject) {
+		t.Helper()
+		role = role.DeepCopy()
+		role.Name += "-" + s.ns
+		if _, err := s.cs.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = s.cs.RbacV1().ClusterRoles().Delete(context.Background(), role.Name, metav1.DeleteOptions{})
+		})
+		binding := &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+			Subjects:   []rbacv1.Subject{subject},
+		}
+		if _, err := s.cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = s.cs.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
+		})
+	}
+	bind(roles["loomguard-metrics-auth"], rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: loomguardUser})
+	bind(roles["loomguard-metrics-reader"], rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: s.ns, Name: "scraper"})
+
+	kubeconfig := filepath.Join(t.TempDir(), "loomguard.kubeconfig")
+	if err := s.c.WriteKubeconfigAs(kubeconfig, loomguardUser, "system:serviceaccounts", "system:serviceaccounts:"+s.ns, "system:authenticated"); err != nil {
+		t.Fatal(err)
+	}
+	lg, err := s.c.StartExtraLoomguard(ctx, cluster.ExtraLoomguardOptions{
+		Name: "loomguard-metrics-secure", Kubeconfig: kubeconfig, Args: []string{"--metrics-secure", "--audit=false"},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("loomguard-metrics-secure log (last lines):\n%s", lg.LogTail(40))
+		}
 		if err := lg.Stop(); err != nil {
 			t.Error(err)
 		}
 	})
-
-	role := &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: s.ns + "-metrics-reader"},
-		Rules:      []rbacv1.PolicyRule{{Verbs: []string{"get"}, NonResourceURLs: []string{"/metrics"}}},
-	}
-	if _, err := s.cs.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.cs.RbacV1().ClusterRoles().Delete(ctx, role.Name, metav1.DeleteOptions{}) })
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: s.ns, Name: "scraper"}},
-	}
-	if _, err := s.cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.cs.RbacV1().ClusterRoleBindings().Delete(ctx, binding.Name, metav1.DeleteOptions{}) })
 
 	token := func(sa string) string {
 		t.Helper()
@@ -145,4 +172,33 @@ func TestMetricsAuth(t *testing.T) {
 			t.Errorf("plain HTTP to the secure metrics port: got %s with metrics:\n%.300s", resp.Status, body)
 		}
 	}
+}
+
+// shippedClusterRoles reads the ClusterRoles named from a manifest file of several YAML
+// documents, by name; a name it lacks fails the test.
+func shippedClusterRoles(t *testing.T, path string, names ...string) map[string]*rbacv1.ClusterRole {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*rbacv1.ClusterRole{}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		var role rbacv1.ClusterRole
+		if err := dec.Decode(&role); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("decoding %s: %v", path, err)
+		}
+		if role.Kind == "ClusterRole" && slices.Contains(names, role.Name) {
+			out[role.Name] = &role
+		}
+	}
+	for _, name := range names {
+		if out[name] == nil {
+			t.Fatalf("%s has no ClusterRole %s", path, name)
+		}
+	}
+	return out
 }
