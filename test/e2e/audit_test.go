@@ -146,9 +146,16 @@ type cliReport struct {
 // runAuditCLI runs the real `loomguard audit` binary with the harness's admin kubeconfig.
 func runAuditCLI(t *testing.T, c *cluster.Cluster, args ...string) (cliReport, int, string) {
 	t.Helper()
+	return runCLIJSON[cliReport](t, c, append([]string{"audit", "--kubeconfig", c.Kubeconfig(), "-o", "json"}, args...)...)
+}
+
+// runCLIJSON runs the real loomguard binary with args and decodes its JSON output into T
+// when it exits 0 or 1 (a verdict); it returns the exit code and standard error as well.
+func runCLIJSON[T any](t *testing.T, c *cluster.Cluster, args ...string) (T, int, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, c.BinPath("loomguard"), append([]string{"audit", "--kubeconfig", c.Kubeconfig(), "-o", "json"}, args...)...)
+	cmd := exec.CommandContext(ctx, c.BinPath("loomguard"), args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -158,15 +165,15 @@ func runAuditCLI(t *testing.T, c *cluster.Cluster, args ...string) (cliReport, i
 	case errors.As(err, &exitErr):
 		code = exitErr.ExitCode()
 	case err != nil:
-		t.Fatalf("running loomguard audit: %v\n%s", err, stderr.String())
+		t.Fatalf("running loomguard %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 	}
-	var r cliReport
+	var out T
 	if code < 2 {
-		if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-			t.Fatalf("loomguard audit -o json: %v\n%s\n%s", err, stdout.String(), stderr.String())
+		if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+			t.Fatalf("loomguard %s: %v\n%s\n%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
 		}
 	}
-	return r, code, stderr.String()
+	return out, code, stderr.String()
 }
 
 // gaugeView is the CLI report as the gauges show it: violations by

@@ -1,15 +1,9 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -39,27 +33,7 @@ type migrateOutput struct {
 // harness's admin kubeconfig.
 func runMigrateCLI(t *testing.T, c *cluster.Cluster, args ...string) (migrateOutput, int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, c.BinPath("loomguard"), append([]string{"migrate", "gatekeeper", "--from-cluster", "--kubeconfig", c.Kubeconfig(), "-o", "json"}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var exitErr *exec.ExitError
-	switch {
-	case errors.As(err, &exitErr):
-		code = exitErr.ExitCode()
-	case err != nil:
-		t.Fatalf("running loomguard migrate: %v\n%s", err, stderr.String())
-	}
-	var out migrateOutput
-	if code < 2 {
-		if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-			t.Fatalf("loomguard migrate -o json: %v\n%s\n%s", err, stdout.String(), stderr.String())
-		}
-	}
-	return out, code, stderr.String()
+	return runCLIJSON[migrateOutput](t, c, append([]string{"migrate", "gatekeeper", "--from-cluster", "--kubeconfig", c.Kubeconfig(), "-o", "json"}, args...)...)
 }
 
 // TestMigrateGatekeeperFromCluster: Gatekeeper's constraint CRDs (written for the test) are
