@@ -3,12 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/loomguard/loomguard/internal/manifest"
-	"github.com/loomguard/loomguard/internal/report"
 	"io"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/loomguard/loomguard/internal/manifest"
+	"github.com/loomguard/loomguard/internal/report"
 
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"

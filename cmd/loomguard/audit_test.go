@@ -5,11 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/loomguard/loomguard/internal/manifest"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loomguard/loomguard/internal/manifest"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"

@@ -2,12 +2,13 @@ package main
 
 import (
 	"encoding/json"
-	"github.com/loomguard/loomguard/internal/report"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/loomguard/loomguard/internal/report"
 
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/equality"

@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/loomguard/loomguard/internal/manifest"
-	"github.com/loomguard/loomguard/internal/report"
 	"io"
 	"strings"
+
+	"github.com/loomguard/loomguard/internal/manifest"
+	"github.com/loomguard/loomguard/internal/report"
 
 	"github.com/loomguard/loomguard/policies"
 )

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/loomguard/loomguard/internal/manifest"
-	"github.com/loomguard/loomguard/internal/report"
 	"io"
 	"os"
 	"regexp"
@@ -17,6 +15,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/loomguard/loomguard/internal/manifest"
+	"github.com/loomguard/loomguard/internal/report"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"

@@ -6,10 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/loomguard/loomguard/internal/manifest"
-	"github.com/loomguard/loomguard/internal/report"
 	"io"
 	"strings"
+
+	"github.com/loomguard/loomguard/internal/manifest"
+	"github.com/loomguard/loomguard/internal/report"
 
 	jsonpatch5 "github.com/evanphx/json-patch/v5"
 	"gomodules.xyz/jsonpatch/v2"

@@ -1,11 +1,12 @@
 package main
 
 import (
-	"github.com/loomguard/loomguard/internal/manifest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/loomguard/loomguard/internal/manifest"
 )
 
 // TestFixKeepsUntouchedDocuments checks that fix prints the documents it does not change

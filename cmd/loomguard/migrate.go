@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+
 	"github.com/loomguard/loomguard/internal/manifest"
 
 	"fmt"
