@@ -10,13 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loomguard/loomguard/internal/manifest"
-
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/loomguard/loomguard/audit"
+	"github.com/loomguard/loomguard/internal/manifest"
 	"github.com/loomguard/loomguard/policies"
 )
 

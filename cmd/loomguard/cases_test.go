@@ -8,11 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loomguard/loomguard/internal/report"
-
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/yaml"
+
+	"github.com/loomguard/loomguard/internal/report"
 )
 
 // sharedCasesDir finds the shared cases (../shared/cases from the repository root in CI, or

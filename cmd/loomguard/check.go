@@ -9,7 +9,6 @@ import (
 
 	"github.com/loomguard/loomguard/internal/manifest"
 	"github.com/loomguard/loomguard/internal/report"
-
 	"github.com/loomguard/loomguard/policies"
 )
 

@@ -9,13 +9,12 @@ import (
 	"io"
 	"strings"
 
-	"github.com/loomguard/loomguard/internal/manifest"
-	"github.com/loomguard/loomguard/internal/report"
-
 	jsonpatch5 "github.com/evanphx/json-patch/v5"
 	"gomodules.xyz/jsonpatch/v2"
 	"sigs.k8s.io/yaml"
 
+	"github.com/loomguard/loomguard/internal/manifest"
+	"github.com/loomguard/loomguard/internal/report"
 	"github.com/loomguard/loomguard/mutation"
 )
 

@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-
-	"github.com/loomguard/loomguard/internal/manifest"
-
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/loomguard/loomguard/gatekeeper"
+	"github.com/loomguard/loomguard/internal/manifest"
 	"github.com/loomguard/loomguard/policies"
 )
 

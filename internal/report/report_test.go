@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/loomguard/loomguard/internal/manifest"
-
 	"github.com/loomguard/loomguard/policies"
 )
 
