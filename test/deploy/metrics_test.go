@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/loomguard/loomguard/audit"
 	"github.com/loomguard/loomguard/policies"
@@ -452,5 +453,43 @@ func TestCheckExprCatchesRenames(t *testing.T) {
 				t.Errorf("errors %v, want one containing %q", errs, tt.want)
 			}
 		})
+	}
+}
+
+// TestServiceMonitorSecure: every ServiceMonitor rendered scrapes the metrics port over
+// HTTPS (--metrics-secure), verifies loomguard's serving certificate with the CA of the
+// Secret loomguard-tls under the Service's name, and sends Prometheus's ServiceAccount
+// token, which loomguard checks with a TokenReview and a SubjectAccessReview.
+func TestServiceMonitorSecure(t *testing.T) {
+	seen := 0
+	for _, r := range renders() {
+		for _, o := range decode(t, r.render(t)) {
+			if o.GetKind() != "ServiceMonitor" {
+				continue
+			}
+			seen++
+			endpoints, _, err := unstructured.NestedSlice(o.Object, "spec", "endpoints")
+			if err != nil || len(endpoints) == 0 {
+				t.Fatalf("%s: %s has no endpoints (%v)", r.name, key(o), err)
+			}
+			for _, e := range endpoints {
+				ep, _ := e.(map[string]any)
+				str := func(path ...string) string {
+					v, _, _ := unstructured.NestedString(ep, path...)
+					return v
+				}
+				wantServer := "loomguard." + o.GetNamespace() + ".svc"
+				if str("port") != "metrics" || str("scheme") != "https" ||
+					str("bearerTokenFile") != "/var/run/secrets/kubernetes.io/serviceaccount/token" ||
+					str("tlsConfig", "serverName") != wantServer ||
+					str("tlsConfig", "ca", "secret", "name") != "loomguard-tls" || str("tlsConfig", "ca", "secret", "key") != "ca.crt" {
+					t.Errorf("%s: %s endpoint %v: want port metrics over https with the ServiceAccount token, serverName %s and the CA loomguard-tls/ca.crt",
+						r.name, key(o), ep, wantServer)
+				}
+			}
+		}
+	}
+	if seen < 2 {
+		t.Errorf("%d ServiceMonitors rendered, want the kustomize one and the Helm one", seen)
 	}
 }
