@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -62,7 +63,8 @@ type admissionAnswer struct {
 	enforced []string // policy IDs of the denial's causes
 	warned   []string // policy IDs of the warnings
 	fixed    []string // what the mutating webhook fixed
-	invalid  string   // the API server refused the object itself (not loomguard)
+	invalid  string   // the API server refused the object itself as invalid (422), not loomguard
+	failed   string   // the request failed otherwise (a webhook call that timed out, say)
 }
 
 func (a admissionAnswer) String() string {
@@ -157,6 +159,10 @@ func TestParity(t *testing.T) {
 				continue
 			}
 			got := dryRunCreate(t, dyn, rec, obj)
+			if got.failed != "" {
+				t.Errorf("%s: the dry-run create failed: %s", where, got.failed)
+				continue
+			}
 			if got.invalid != "" {
 				unstorable++
 				t.Logf("%s: not compared, the API server refuses the object itself: %s", where, got.invalid)
@@ -169,6 +175,10 @@ func TestParity(t *testing.T) {
 			compareAnswers(t, where, got, want)
 
 			again := dryRunCreate(t, dyn, rec, fixedObj)
+			if again.failed != "" {
+				t.Errorf("%s: the dry-run create of loomguard fix's output failed: %s", where, again.failed)
+				continue
+			}
 			if again.invalid != "" {
 				t.Errorf("%s: the API server refuses loomguard fix's output: %s", where, again.invalid)
 				continue
@@ -370,9 +380,21 @@ func dryRunCreate(t *testing.T, dyn dynamic.Interface, rec *warningRecorder, obj
 	gvr := schema.GroupVersionResource{Group: gvk.Group, Version: gvk.Version, Resource: workloadResources[gvk.Kind]}
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
-	rec.take()
-	_, err := dyn.Resource(gvr).Namespace(obj.GetNamespace()).Create(ctx, obj.DeepCopy(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-	return answerOf(rec, err)
+	// A request that fails for another reason than the answer (a webhook call that timed out
+	// while other test packages load the machine) is tried again, a few times: the test
+	// compares answers, and one that never comes is a failure.
+	var a admissionAnswer
+	for try := range 5 {
+		if try > 0 {
+			time.Sleep(time.Second)
+		}
+		rec.take()
+		_, err := dyn.Resource(gvr).Namespace(obj.GetNamespace()).Create(ctx, obj.DeepCopy(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if a = answerOf(rec, err); a.failed == "" {
+			break
+		}
+	}
+	return a
 }
 
 // answerOf reads loomguard's answer from a request's warnings and error.
@@ -402,8 +424,10 @@ func answerOf(rec *warningRecorder, err error) admissionAnswer {
 			}
 		}
 		sort.Strings(a.enforced)
-	default:
+	case apierrors.IsInvalid(err):
 		a.invalid = err.Error()
+	default:
+		a.failed = err.Error()
 	}
 	return a
 }
@@ -456,6 +480,10 @@ func compareEphemeral(t *testing.T, where, bin string, dyn dynamic.Interface, re
 	defer cancel()
 	_, err = pods.Update(ctx, withEph, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}}, "ephemeralcontainers")
 	got := answerOf(rec, err)
+	if got.failed != "" {
+		t.Errorf("%s: pods/ephemeralcontainers failed: %s", where, got.failed)
+		return
+	}
 	if got.invalid != "" {
 		t.Errorf("%s: pods/ephemeralcontainers refused by the API server itself: %s", where, got.invalid)
 		return
