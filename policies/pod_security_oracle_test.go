@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	psapolicy "k8s.io/pod-security-admission/policy"
 
+	"github.com/loomguard/loomguard/internal/psafixtures"
 	"github.com/loomguard/loomguard/internal/testsummary"
 )
 
@@ -32,14 +32,9 @@ import (
 // spec), and the Deployment must get the same violations, at the same fields below
 // spec.template.
 func TestPodSecurityOracle(t *testing.T) {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "k8s.io/pod-security-admission").Output()
+	root, sets, err := psafixtures.Sets()
 	if err != nil {
-		t.Fatalf("locating k8s.io/pod-security-admission: %v", err)
-	}
-	root := filepath.Join(strings.TrimSpace(string(out)), "test", "testdata")
-	levels, err := os.ReadDir(root)
-	if err != nil {
-		t.Fatalf("reading PSA's fixtures: %v", err)
+		t.Fatal(err)
 	}
 	dec := NewDecoder()
 	controls := map[string]string{} // lowercased check ID -> check ID
@@ -62,68 +57,59 @@ func TestPodSecurityOracle(t *testing.T) {
 	privileged := podSecurityEngine(t, "privileged", "latest")
 	total, agree := 0, 0
 	perLevel := map[string][2]int{}
-	for _, level := range levels {
-		if !level.IsDir() {
-			continue
-		}
-		versions, err := os.ReadDir(filepath.Join(root, level.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, version := range versions {
-			e := podSecurityEngine(t, level.Name(), version.Name())
-			for _, verdict := range []string{"pass", "fail"} {
-				dir := filepath.Join(root, level.Name(), version.Name(), verdict)
-				files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	for _, set := range sets {
+		e := podSecurityEngine(t, set.Level, set.Version)
+		for _, verdict := range []string{"pass", "fail"} {
+			dir := filepath.Join(set.Dir, verdict)
+			files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range files {
+				total++
+				name := strings.TrimSuffix(filepath.Base(f), ".yaml")
+				where := filepath.Join(set.Level, set.Version, verdict, name)
+				data, err := os.ReadFile(f)
 				if err != nil {
 					t.Fatal(err)
 				}
-				for _, f := range files {
-					total++
-					name := strings.TrimSuffix(filepath.Base(f), ".yaml")
-					where := filepath.Join(level.Name(), version.Name(), verdict, name)
-					data, err := os.ReadFile(f)
-					if err != nil {
-						t.Fatal(err)
-					}
-					obj, err := dec.Decode(data, corev1.SchemeGroupVersion.WithKind("Pod"), true)
-					if err != nil {
-						t.Errorf("%s: %v", where, err)
-						continue
-					}
-					pod := obj.(*corev1.Pod)
-					pw, _ := NewWorkload(pod)
-					pr := e.Evaluate(pw, "")
-					dw, _ := NewWorkload(asDeployment(pod))
-					dr := e.Evaluate(dw, "")
-					ok := true
-					if r := privileged.Evaluate(pw, ""); len(r.Violations) > 0 {
-						t.Errorf("%s: the privileged level must admit everything, got:%s", where, messages(r))
+				obj, err := dec.Decode(data, corev1.SchemeGroupVersion.WithKind("Pod"), true)
+				if err != nil {
+					t.Errorf("%s: %v", where, err)
+					continue
+				}
+				pod := obj.(*corev1.Pod)
+				pw, _ := NewWorkload(pod)
+				pr := e.Evaluate(pw, "")
+				dw, _ := NewWorkload(asDeployment(pod))
+				dr := e.Evaluate(dw, "")
+				ok := true
+				if r := privileged.Evaluate(pw, ""); len(r.Violations) > 0 {
+					t.Errorf("%s: the privileged level must admit everything, got:%s", where, messages(r))
+					ok = false
+				}
+				if verdict == "pass" {
+					if len(pr.Violations) > 0 || len(dr.Violations) > 0 {
+						t.Errorf("%s: PSA admits it, loomguard reports:%s%s", where, messages(pr), messages(dr))
 						ok = false
 					}
+				} else {
+					control := controls[strings.TrimRight(name, "0123456789")]
+					want := []string{control}
+					if set.Level == "restricted" {
+						want = append(want, replacedBy[control]...)
+					}
+					ok = checkOracleFail(t, where, want, pr, dr)
+				}
+				if ok {
+					agree++
+					c := perLevel[set.Level]
 					if verdict == "pass" {
-						if len(pr.Violations) > 0 || len(dr.Violations) > 0 {
-							t.Errorf("%s: PSA admits it, loomguard reports:%s%s", where, messages(pr), messages(dr))
-							ok = false
-						}
+						c[0]++
 					} else {
-						control := controls[strings.TrimRight(name, "0123456789")]
-						want := []string{control}
-						if level.Name() == "restricted" {
-							want = append(want, replacedBy[control]...)
-						}
-						ok = checkOracleFail(t, where, want, pr, dr)
+						c[1]++
 					}
-					if ok {
-						agree++
-						c := perLevel[level.Name()]
-						if verdict == "pass" {
-							c[0]++
-						} else {
-							c[1]++
-						}
-						perLevel[level.Name()] = c
-					}
+					perLevel[set.Level] = c
 				}
 			}
 		}

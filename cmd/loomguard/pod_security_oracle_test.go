@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/loomguard/loomguard/internal/psafixtures"
 	"github.com/loomguard/loomguard/internal/report"
 	"github.com/loomguard/loomguard/internal/testsummary"
 )
@@ -23,54 +23,40 @@ import (
 // version; check must say "allowed" and "denied" for exactly those. (policies'
 // TestPodSecurityOracle checks the controls and fields of each verdict, and Deployments.)
 func TestCheckPodSecurityOracle(t *testing.T) {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "k8s.io/pod-security-admission").Output()
-	if err != nil {
-		t.Fatalf("locating k8s.io/pod-security-admission: %v", err)
-	}
-	root := filepath.Join(strings.TrimSpace(string(out)), "test", "testdata")
-	levels, err := os.ReadDir(root)
+	root, sets, err := psafixtures.Sets()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfgDir := t.TempDir()
 	total, agree := 0, 0
-	for _, level := range levels {
-		if !level.IsDir() {
-			continue
-		}
-		versions, err := os.ReadDir(filepath.Join(root, level.Name()))
-		if err != nil {
+	for _, set := range sets {
+		cfg := filepath.Join(cfgDir, set.Level+"-"+set.Version+".yaml")
+		content := fmt.Sprintf("defaultAction: \"off\"\npolicies:\n  pod-security: {action: enforce, level: %s, version: %s}\n", set.Level, set.Version)
+		if err := os.WriteFile(cfg, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		for _, version := range versions {
-			cfg := filepath.Join(cfgDir, level.Name()+"-"+version.Name()+".yaml")
-			content := fmt.Sprintf("defaultAction: \"off\"\npolicies:\n  pod-security: {action: enforce, level: %s, version: %s}\n", level.Name(), version.Name())
-			if err := os.WriteFile(cfg, []byte(content), 0o644); err != nil {
-				t.Fatal(err)
+		dir := set.Dir
+		var stdout, stderr bytes.Buffer
+		code := checkCommand(context.Background(), []string{"--config", cfg, "-o", "json", "-f", filepath.Join(dir, "pass"), "-f", filepath.Join(dir, "fail")},
+			strings.NewReader(""), &stdout, &stderr)
+		if code != exitViolations {
+			t.Errorf("%s/%s: exit %d, want %d (the fail fixtures are denied)\n%s", set.Level, set.Version, code, exitViolations, stderr.String())
+		}
+		var report report.JSONReport
+		if err := json.Unmarshal(stdout.Bytes(), &report); err != nil {
+			t.Fatalf("%s/%s: %v", set.Level, set.Version, err)
+		}
+		for _, r := range report.Results {
+			total++
+			want := "allowed"
+			if filepath.Base(filepath.Dir(r.Source)) == "fail" {
+				want = "denied"
 			}
-			dir := filepath.Join(root, level.Name(), version.Name())
-			var stdout, stderr bytes.Buffer
-			code := checkCommand(context.Background(), []string{"--config", cfg, "-o", "json", "-f", filepath.Join(dir, "pass"), "-f", filepath.Join(dir, "fail")},
-				strings.NewReader(""), &stdout, &stderr)
-			if code != exitViolations {
-				t.Errorf("%s/%s: exit %d, want %d (the fail fixtures are denied)\n%s", level.Name(), version.Name(), code, exitViolations, stderr.String())
+			if r.Decision != want {
+				t.Errorf("%s: check says %s, PSA %s", r.Source, r.Decision, want)
+				continue
 			}
-			var report report.JSONReport
-			if err := json.Unmarshal(stdout.Bytes(), &report); err != nil {
-				t.Fatalf("%s/%s: %v", level.Name(), version.Name(), err)
-			}
-			for _, r := range report.Results {
-				total++
-				want := "allowed"
-				if filepath.Base(filepath.Dir(r.Source)) == "fail" {
-					want = "denied"
-				}
-				if r.Decision != want {
-					t.Errorf("%s: check says %s, PSA %s", r.Source, r.Decision, want)
-					continue
-				}
-				agree++
-			}
+			agree++
 		}
 	}
 	if total < 4000 {
