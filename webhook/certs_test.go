@@ -62,11 +62,7 @@ func newCA(t testing.TB) *testCA {
 // certificates apart in tests.
 func (ca *testCA) issue(t testing.TB, serial int64) *testLeaf {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
+	der, key := ca.sign(t, &x509.Certificate{
 		SerialNumber: big.NewInt(serial),
 		Subject:      pkix.Name{CommonName: "loomguard.loomguard-system.svc"},
 		DNSNames:     []string{"localhost", "loomguard.loomguard-system.svc"},
@@ -76,11 +72,7 @@ func (ca *testCA) issue(t testing.TB, serial int64) *testLeaf {
 		NotAfter:    time.Now().Add(time.Duration(serial) * time.Hour).Truncate(time.Second),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
 		t.Fatal(err)
@@ -94,6 +86,21 @@ func (ca *testCA) issue(t testing.TB, serial int64) *testLeaf {
 		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
 	}
+}
+
+// sign makes a new P-256 key and signs a certificate of tmpl for it with the CA; it
+// returns the certificate's DER and the key.
+func (ca *testCA) sign(t testing.TB, tmpl *x509.Certificate) ([]byte, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der, key
 }
 
 func (l *testLeaf) tls(t testing.TB) tls.Certificate {

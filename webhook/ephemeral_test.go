@@ -34,15 +34,7 @@ func TestEphemeralContainers(t *testing.T) {
 	e := h.engine.Load()
 	evaluate := func(obj []byte) policies.Report {
 		t.Helper()
-		gvk, err := policies.PeekKind(obj)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o, err := policies.NewDecoder().Decode(obj, gvk, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, _ := policies.NewWorkload(o)
+		w := workloadOf(t, obj)
 		return e.Evaluate(w, w.Meta.Namespace)
 	}
 	if r := evaluate(running); len(r.Violations) > 0 {

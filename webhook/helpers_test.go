@@ -206,7 +206,8 @@ type expected struct {
 	policies []string // enforced policy IDs, in order
 }
 
-func expect(t testing.TB, e *policies.Engine, obj []byte, namespace string) expected {
+// workloadOf decodes a YAML or JSON workload document.
+func workloadOf(t testing.TB, obj []byte) *policies.Workload {
 	t.Helper()
 	gvk, err := policies.PeekKind(obj)
 	if err != nil {
@@ -216,7 +217,16 @@ func expect(t testing.TB, e *policies.Engine, obj []byte, namespace string) expe
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, _ := policies.NewWorkload(o)
+	w, ok := policies.NewWorkload(o)
+	if !ok {
+		t.Fatalf("%s is not a workload kind", gvk)
+	}
+	return w
+}
+
+func expect(t testing.TB, e *policies.Engine, obj []byte, namespace string) expected {
+	t.Helper()
+	w := workloadOf(t, obj)
 	if namespace == "" { // the request's namespace; the object's when the request has none
 		namespace = w.Meta.Namespace
 	}
