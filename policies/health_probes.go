@@ -45,5 +45,10 @@ func healthProbes(_ Settings) Policy {
 			}
 			return errs
 		},
+		// Cleared: the workload runs to completion, or every long-running container has both
+		// probes.
+		Clear: func(t celTemplate) ([]string, bool) {
+			return []string{"(" + t.RunsToCompletion() + " || " + t.LongRunningContainers() + ".all(c, has(c.livenessProbe) && has(c.readinessProbe)))"}, true
+		},
 	}
 }

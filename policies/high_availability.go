@@ -49,6 +49,22 @@ func highAvailability(cfg HighAvailabilityConfig) Policy {
 			}
 			return errs
 		},
+		// Cleared: a kind the policy does not check, or an object not selected by its label,
+		// or one with enough replicas and, from spreadFromReplicas on, a
+		// topologySpreadConstraint.
+		Clear: func(t celTemplate) ([]string, bool) {
+			if gk := t.kind.GroupKind(); gk != kindDeployment && gk != kindStatefulSet {
+				return nil, true
+			}
+			labels := t.Meta + ".?labels.orValue({})"
+			key := celString(cfg.Label)
+			replicas := t.Object + ".spec.?replicas.orValue(1)"
+			ok := replicas + " >= " + strconv.Itoa(int(cfg.MinReplicas))
+			if cfg.SpreadFromReplicas > 0 {
+				ok += " && (" + replicas + " < " + strconv.Itoa(int(cfg.SpreadFromReplicas)) + " || size(" + t.list("topologySpreadConstraints") + ") > 0)"
+			}
+			return []string{"(!(" + key + " in " + labels + ") || !(" + labels + "[" + key + "] in " + celStrings(values) + ") || (" + ok + "))"}, true
+		},
 	}
 }
 

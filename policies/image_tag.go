@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -62,7 +63,71 @@ func imageTag(cfg ImageTagConfig) Policy {
 			}
 			return errs
 		},
+		// Cleared: every image matches imageClearPattern (at most 240 characters, which keeps the repository path within its 255 even under library/; a valid reference with a tag or a
+		// sha256 digest, a digest when one is required, from an allowed registry written out
+		// as its prefix) and has no forbidden tag.
+		Clear: func(t celTemplate) ([]string, bool) {
+			img := "c.?image.orValue('')"
+			conds := []string{"size(" + img + ") <= 240", img + ".matches(" + celString(imageClearPattern(registries, cfg.RequireDigest)) + ")"}
+			var tags []string
+			for _, f := range forbidden {
+				if class, ok := foldClass(f); ok {
+					tags = append(tags, class)
+				}
+			}
+			if len(tags) > 0 {
+				conds = append(conds, "!"+img+".lowerAscii().matches("+celString(":("+strings.Join(tags, "|")+")(@|$)")+")")
+			}
+			return []string{t.AllContainers() + ".all(c, " + strings.Join(conds, " && ") + ")"}, true
+		},
 	}
+}
+
+// imageClearPattern is a regular expression for image references that parseImageRef reads
+// without fault, with a tag or a sha256 digest (only a digest when requireDigest), from one
+// of registries when there are any. A registry entry is matched as the image's literal prefix
+// and is used only when the reference grammar reads its first component as a registry host
+// (it has a "." or ":" or is localhost) and it is not index.docker.io, which parseImageRef
+// renames; without a usable entry the pattern matches nothing.
+func imageClearPattern(registries []string, requireDigest bool) string {
+	const (
+		component = `[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*`
+		repo      = component + `(?:/` + component + `)*`
+		label     = `[a-z0-9]+(?:-+[a-z0-9]+)*`
+		host      = label + `(?:\.` + label + `)*(?::[0-9]+)?`
+		tag       = `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`
+		digest    = `@sha256:[0-9a-f]{64}`
+	)
+	tail := `(?::` + tag + `(?:` + digest + `)?|` + digest + `)$`
+	if requireDigest {
+		tail = `(?::` + tag + `)?` + digest + `$`
+	}
+	if len(registries) == 0 {
+		return `^(?:` + host + `/)?` + repo + tail
+	}
+	hostRE := regexp.MustCompile(`^` + host + `$`)
+	var prefixes []string
+	for _, e := range registries {
+		h, _, _ := strings.Cut(e, "/")
+		if !hostRE.MatchString(h) || (!strings.ContainsAny(h, ".:") && h != "localhost") || strings.EqualFold(h, "index.docker.io") {
+			continue
+		}
+		prefixes = append(prefixes, regexp.QuoteMeta(strings.TrimSuffix(e, "/")))
+	}
+	if len(prefixes) == 0 {
+		return `^$`
+	}
+	return `^(?:` + strings.Join(prefixes, "|") + `)/` + repo + tail
+}
+
+// foldClass returns a regular expression for the lower-case ASCII strings that s equals
+// under strings.EqualFold, and false when there is none.
+func foldClass(s string) (string, bool) {
+	up, ok := asciiFold(s)
+	if !ok {
+		return "", false
+	}
+	return regexp.QuoteMeta(strings.ToLower(up)), true
 }
 
 // imageError reports the container's image as Invalid, the detail continuing

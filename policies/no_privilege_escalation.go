@@ -53,6 +53,11 @@ func noPrivilegeEscalation(cfg Settings) Policy {
 			}
 			return errs
 		},
+		// Cleared (Linux pods only): every container sets allowPrivilegeEscalation: false and
+		// is not privileged; the fix then finds nothing unset.
+		Clear: func(t celTemplate) ([]string, bool) {
+			return []string{t.AllContainers() + ".all(c, c.?securityContext.?allowPrivilegeEscalation.orValue(true) == false && c.?securityContext.?privileged.orValue(false) != true)"}, true
+		},
 		Fix: func(w *Workload) bool {
 			if windowsPod(w) {
 				return false

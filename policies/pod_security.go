@@ -52,7 +52,72 @@ func podSecurity(cfg PodSecurityConfig) Policy {
 		Check: func(w *Workload) field.ErrorList {
 			return ps.check(w, lv)
 		},
+		Clear: func(t celTemplate) ([]string, bool) {
+			return podSecurityConditions(t, lv)
+		},
 	}
+}
+
+// podSecurityConditions are the CEL conditions under which a pod template certainly meets
+// the level at the version: at baseline, a pod that shares nothing with its node (see
+// hostIsolationConditions), sets no sysctls, SELinux options, AppArmor or seccomp
+// annotations, runs nothing privileged, Unconfined, with an added capability, a non-default
+// procMount or a probe or lifecycle host; at restricted, also one with only the restricted
+// volume types and containers that drop ALL, forbid privilege escalation, run as a non-zero
+// non-root user under RuntimeDefault or a named Localhost seccomp profile. They are the
+// union of every version's checks from v1.25 on (k8s.io/pod-security-admission/policy);
+// older versions judged seccomp and AppArmor by annotations that they may require, so a
+// level pinned to one is not expressed.
+func podSecurityConditions(t celTemplate, lv psapi.LevelVersion) ([]string, bool) {
+	if lv.Level == psapi.LevelPrivileged {
+		return nil, true
+	}
+	if !lv.Version.Latest() && lv.Version.Older(psapi.MajorMinorVersion(1, 25)) {
+		return nil, false
+	}
+	s := t.Spec
+	conds := append(hostIsolationConditions(t),
+		s+".?securityContext.?windowsOptions.?hostProcess.orValue(false) != true",
+		"size("+s+".?securityContext.?sysctls.orValue([])) == 0",
+		"!"+s+".?securityContext.?seLinuxOptions.hasValue()",
+		s+".?securityContext.?appArmorProfile.?type.orValue('RuntimeDefault') == 'RuntimeDefault'",
+		s+".?securityContext.?seccompProfile.?type.orValue('') != 'Unconfined'",
+		t.TemplateMeta+".?annotations.orValue({}).all(k, !k.startsWith('container.apparmor.security.beta.kubernetes.io/') && "+
+			"!k.startsWith('seccomp.security.alpha.kubernetes.io/') && !k.startsWith('container.seccomp.security.alpha.kubernetes.io/'))",
+	)
+	hosts := make([]string, 0, 10)
+	for _, p := range []string{"livenessProbe", "readinessProbe", "startupProbe", "lifecycle.?postStart", "lifecycle.?preStop"} {
+		for _, h := range []string{"httpGet", "tcpSocket"} {
+			hosts = append(hosts, "c.?"+p+".?"+h+".?host.orValue('') == ''")
+		}
+	}
+	container := []string{
+		"c.?securityContext.?privileged.orValue(false) != true",
+		"size(c.?securityContext.?capabilities.?add.orValue([])) == 0",
+		"c.?securityContext.?windowsOptions.?hostProcess.orValue(false) != true",
+		"!c.?securityContext.?seLinuxOptions.hasValue()",
+		"c.?securityContext.?procMount.orValue('Default') == 'Default'",
+		"c.?securityContext.?appArmorProfile.?type.orValue('RuntimeDefault') == 'RuntimeDefault'",
+		"c.?securityContext.?seccompProfile.?type.orValue('') != 'Unconfined'",
+	}
+	container = append(container, hosts...)
+	if lv.Level == psapi.LevelRestricted {
+		prof := "c.?securityContext.?seccompProfile.orValue(" + s + ".?securityContext.?seccompProfile.orValue({}))"
+		user := "c.?securityContext.?runAsUser.orValue(" + s + ".?securityContext.?runAsUser.orValue(0))"
+		conds = append(conds,
+			t.list("volumes")+".all(v, v.all(k, k in ['name', 'configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'persistentVolumeClaim', 'projected', 'secret']))",
+			s+".?securityContext.?runAsNonRoot.orValue(true) == true",
+			s+".?securityContext.?runAsUser.orValue(1) != 0",
+		)
+		container = append(container,
+			"c.?securityContext.?allowPrivilegeEscalation.orValue(true) == false",
+			"c.?securityContext.?capabilities.?drop.orValue([]).exists(d, d == 'ALL')",
+			"c.?securityContext.?runAsNonRoot.orValue("+s+".?securityContext.?runAsNonRoot.orValue(false)) == true",
+			"type("+user+") == int && "+user+" != 0",
+			"("+prof+".?type.orValue('') == 'RuntimeDefault' || ("+prof+".?type.orValue('') == 'Localhost' && "+prof+".?localhostProfile.orValue('') != ''))",
+		)
+	}
+	return append(conds, t.AllContainers()+".all(c, "+strings.Join(container, " && ")+")"), true
 }
 
 // PodSecurityID is the ID of the pod-security policy.

@@ -18,6 +18,12 @@ type Policy struct {
 	// It is nil for policies that cannot be fixed. A fix is idempotent, touches only its
 	// own fields, never overrides an explicit value, and never invents label values.
 	Fix func(*Workload) bool
+	// Clear returns CEL conditions on an admission request's object of t's kind under which
+	// Check certainly reports nothing and Fix changes nothing, written with t's names (see
+	// MatchConditions); false when the policy's config has a setting they cannot express.
+	// Nil for a policy that states none: the API server then calls loomguard for every
+	// object while the policy is on.
+	Clear func(t celTemplate) ([]string, bool)
 	// CrossObject says the policy checks the workload against other objects of its
 	// namespace (Workload.Related). Without that view it reports nothing, so it never
 	// denies or warns in admission: only the audit and the CLI can see what it checks.

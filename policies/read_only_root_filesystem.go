@@ -47,6 +47,11 @@ func readOnlyRootFilesystem(cfg Settings) Policy {
 			}
 			return errs
 		},
+		// Cleared (Linux pods only): every init and regular container sets
+		// readOnlyRootFilesystem: true.
+		Clear: func(t celTemplate) ([]string, bool) {
+			return []string{t.NonEphemeralContainers() + ".all(c, c.?securityContext.?readOnlyRootFilesystem.orValue(false) == true)"}, true
+		},
 		Fix: func(w *Workload) bool {
 			if windowsPod(w) {
 				return false

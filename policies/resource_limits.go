@@ -5,6 +5,7 @@ import (
 
 	"math"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -56,6 +57,17 @@ func resourceLimits(cfg ResourceLimitsConfig) Policy {
 				}
 			}
 			return errs
+		},
+		// Cleared: each init and regular container has a limit and a request (or the request
+		// the API server copies from the limit) for each resource, the request positive and
+		// within the limit, and the limit, rounded up as the check rounds it, within the ratio;
+		// the fix then fills nothing.
+		Clear: func(t celTemplate) ([]string, bool) {
+			conds := make([]string, 0, len(rules))
+			for i := range rules {
+				conds = append(conds, t.NonEphemeralContainers()+".all(c, "+rules[i].clear(ratio)+")")
+			}
+			return conds, true
 		},
 		Fix: func(w *Workload) bool {
 			changed := false
@@ -151,6 +163,48 @@ func (r *resourceRule) check(errs field.ErrorList, c ContainerRef, ratio float64
 		"container "+name+" "+res+" limit "+lim.String()+" is "+formatRatio(r.amount(&lim)/r.amount(&req))+
 			"× its request "+req.String()+"; at most "+formatRatio(ratio)+"× is allowed"))
 }
+
+// clear is the CEL condition on a container c under which check reports nothing. The check
+// rounds amounts up to whole units (thousandths of a cpu, bytes) and divides them as
+// floating point numbers; the condition therefore takes only quantities written in whole
+// units (wholeCPU, wholeBytes) below 10^15 units, where those amounts are exact, and compares
+// the limit with the request added ratio times, exactly, when the ratio is a whole number up
+// to 64. Any other ratio is compared in floating point a billionth below it.
+func (r *resourceRule) clear(ratio float64) string {
+	name := string(r.name)
+	lim := "c.?resources.?limits[?" + celString(name) + "].orValue('')"
+	req := "c.?resources.?requests[?" + celString(name) + "].orValue(" + lim + ")"
+	whole, unit := wholeBytes, "1.0"
+	if r.milli {
+		whole, unit = wholeCPU, "1000.0"
+	}
+	conds := []string{
+		"type(" + lim + ") == string", lim + ".matches(" + celString(whole) + ")",
+		"type(" + req + ") == string", req + ".matches(" + celString(whole) + ")",
+		"quantity(" + req + ").isGreaterThan(quantity('0'))",
+		"quantity(" + req + ").compareTo(quantity(" + lim + ")) <= 0",
+		"quantity(" + lim + ").asApproximateFloat() * " + unit + " < 1e15",
+	}
+	switch {
+	case ratio <= 0:
+	case ratio == math.Trunc(ratio) && ratio <= 64:
+		times := "quantity(" + req + ")"
+		for range int(ratio) - 1 {
+			times += ".add(quantity(" + req + "))"
+		}
+		conds = append(conds, "quantity("+lim+").compareTo("+times+") <= 0")
+	default:
+		conds = append(conds, "quantity("+lim+").asApproximateFloat() <= "+celDouble(ratio*(1-1e-9))+" * quantity("+req+").asApproximateFloat()")
+	}
+	return "(" + strings.Join(conds, " && ") + ")"
+}
+
+// wholeCPU and wholeBytes match the quantities that are whole thousandths of a cpu and whole
+// bytes: digits with at most three decimals or an "m"; digits with an optional unit suffix.
+const (
+	wholeCPU   = `^[0-9]{1,15}(\.[0-9]{1,3}|m)?$`
+	wholeBytes = `^[0-9]{1,15}(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$`
+)
 
 // fix fills a missing request or limit; see resourceLimits.
 func (r *resourceRule) fix(c *corev1.Container, ratio float64) bool {

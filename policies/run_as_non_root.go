@@ -107,6 +107,13 @@ func runAsNonRoot(cfg RunAsNonRootConfig) Policy {
 			}
 			return errs
 		},
+		// Cleared (Linux pods only): each container's effective runAsNonRoot is true and its
+		// effective runAsUser set and not 0; the fix then finds nothing unset.
+		Clear: func(t celTemplate) ([]string, bool) {
+			nonRoot := "c.?securityContext.?runAsNonRoot.orValue(" + t.Spec + ".?securityContext.?runAsNonRoot.orValue(false))"
+			user := "c.?securityContext.?runAsUser.orValue(" + t.Spec + ".?securityContext.?runAsUser.orValue(0))"
+			return []string{t.AllContainers() + ".all(c, " + nonRoot + " == true && type(" + user + ") == int && " + user + " != 0)"}, true
+		},
 		Fix: func(w *Workload) bool {
 			windows := windowsPod(w)
 			if !inheritsUnsetIdentity(w, windows) {

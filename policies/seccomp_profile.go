@@ -3,6 +3,7 @@ package policies
 import (
 	"slices"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -86,6 +87,25 @@ func seccompProfile(cfg SeccompProfileConfig) Policy {
 				}
 			}
 			return errs
+		},
+		// Cleared (Linux pods only): each container's effective profile (its own, else the
+		// pod's) is of an allowed type, a Localhost one naming its file; the fix then finds a
+		// pod profile wherever a container inherits one.
+		Clear: func(t celTemplate) ([]string, bool) {
+			prof := "c.?securityContext.?seccompProfile.orValue(" + t.Spec + ".?securityContext.?seccompProfile.orValue({}))"
+			var ok []string
+			for _, a := range allowed {
+				switch a {
+				case corev1.SeccompProfileTypeRuntimeDefault:
+					ok = append(ok, prof+".?type.orValue('') == 'RuntimeDefault'")
+				case corev1.SeccompProfileTypeLocalhost:
+					ok = append(ok, "("+prof+".?type.orValue('') == 'Localhost' && "+prof+".?localhostProfile.orValue('') != '')")
+				}
+			}
+			if len(ok) == 0 {
+				return nil, false
+			}
+			return []string{t.AllContainers() + ".all(c, " + strings.Join(ok, " || ") + ")"}, true
 		},
 		Fix: func(w *Workload) bool {
 			if !fixable || windowsPod(w) || (w.Spec.SecurityContext != nil && w.Spec.SecurityContext.SeccompProfile != nil) {

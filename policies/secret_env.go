@@ -90,6 +90,58 @@ func secretEnv(cfg SecretEnvConfig) Policy {
 			}
 			return errs
 		},
+		// Cleared: every env name is printable ASCII and holds, in any case, not all the words
+		// of a forbidden name, and a variable whose name holds all the words of a secret name
+		// is empty or from a Secret (so no name is cleared that the word matching, which also
+		// splits camelCase, could find); every literal value, command and args element is
+		// ASCII text without a weak value in it, in any case.
+		Clear: func(t celTemplate) ([]string, bool) {
+			name := "e.?name.orValue('')"
+			upper := name + ".upperAscii()"
+			holds := func(words []string) (string, bool) {
+				conds := make([]string, 0, len(words))
+				for _, w := range words {
+					a, ok := asciiFold(w)
+					if !ok {
+						return "", false // equals no ASCII word: never matches
+					}
+					conds = append(conds, upper+".contains("+celString(a)+")")
+				}
+				return "(" + strings.Join(conds, " && ") + ")", true
+			}
+			env := []string{name + ".matches(" + celString(`^[ -~]*$`) + ")"}
+			for _, f := range forbidden {
+				if h, ok := holds(f); ok {
+					env = append(env, "!"+h)
+				}
+			}
+			var secretLike []string
+			for _, p := range patterns {
+				if h, ok := holds(p); ok {
+					secretLike = append(secretLike, h)
+				}
+			}
+			if len(secretLike) > 0 {
+				env = append(env, "(!("+strings.Join(secretLike, " || ")+") || (e.?value.orValue('') == '' && (!has(e.valueFrom) || has(e.valueFrom.secretKeyRef))))")
+			}
+			text := func(s string) string {
+				conds := []string{s + ".matches(" + celString(celASCII) + ")"}
+				for _, v := range weak {
+					if a, ok := asciiFold(v); ok {
+						conds = append(conds, "!"+s+".lowerAscii().contains("+celString(strings.ToLower(a))+")")
+					}
+				}
+				return strings.Join(conds, " && ")
+			}
+			if len(weak) > 0 {
+				env = append(env, text("e.?value.orValue('')"))
+			}
+			c := "c.?env.orValue([]).all(e, " + strings.Join(env, " && ") + ")"
+			if len(weak) > 0 {
+				c += " && c.?command.orValue([]).all(a, " + text("a") + ") && c.?args.orValue([]).all(a, " + text("a") + ")"
+			}
+			return []string{t.AllContainers() + ".all(c, " + c + ")"}, true
+		},
 	}
 }
 

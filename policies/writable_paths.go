@@ -67,6 +67,22 @@ func writablePaths(cfg WritablePathsConfig) Policy {
 			}
 			return errs
 		},
+		// Cleared: every init and regular container (read-only root or not) mounts each path
+		// itself, and every mount at the path is writable: not readOnly, of an emptyDir
+		// volume. Every mountPath must already be clean (no ".", "..", "//" or trailing "/"),
+		// so that the mount at the path is the one the check finds; the fix then adds none.
+		Clear: func(t celTemplate) ([]string, bool) {
+			volumes := t.list("volumes")
+			conds := []string{t.NonEphemeralContainers() + ".all(c, c.?volumeMounts.orValue([]).all(m, m.?mountPath.orValue('').matches(" + celString(cleanMountPath) + ")))"}
+			for _, wp := range paths {
+				p := celString(wp.path)
+				conds = append(conds, t.NonEphemeralContainers()+".all(c, c.?volumeMounts.orValue([]).exists(m, m.?mountPath.orValue('') == "+p+") && "+
+					"c.?volumeMounts.orValue([]).all(m, m.?mountPath.orValue('') != "+p+" || (m.?readOnly.orValue(false) != true && "+
+					volumes+".exists(v, v.?name.orValue('') == m.?name.orValue('')) && "+
+					volumes+".all(v, v.?name.orValue('') != m.?name.orValue('') || has(v.emptyDir)))))")
+			}
+			return conds, true
+		},
 		Fix: func(w *Workload) bool {
 			changed := false
 			for _, wp := range paths {
@@ -101,6 +117,10 @@ func writablePaths(cfg WritablePathsConfig) Policy {
 		},
 	}
 }
+
+// cleanMountPath matches the absolute paths that path.Clean leaves as they are and that are
+// not "/": segments of letters, digits, "_", "-" and ".", none of them "." or "..".
+const cleanMountPath = `^(/([A-Za-z0-9_-][A-Za-z0-9_.-]*|\.[A-Za-z0-9_-][A-Za-z0-9_.-]*|\.\.[A-Za-z0-9_.-]+))+$`
 
 // writablePath is one configured path with the name of the volume the fix mounts there.
 type writablePath struct {

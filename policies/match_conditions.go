@@ -1,0 +1,352 @@
+package policies
+
+import (
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MatchCondition is one entry of an admission webhook's matchConditions
+// (admissionregistration.k8s.io/v1 MatchCondition): a name and a CEL expression over
+// object, oldObject and request. The API server calls the webhook only when every
+// condition of the webhook is true.
+type MatchCondition struct {
+	Name       string `json:"name"`
+	Expression string `json:"expression"`
+}
+
+// Limits of what a cleared object may hold. They bound the CEL cost of the conditions,
+// whatever a request holds, far below the API server's budget for a webhook's
+// matchConditions (RuntimeCELCostBudgetMatchConditions, 2,500,000, and celconfig.PerCallLimit,
+// 1,000,000, per expression, in k8s.io/apiserver pkg/apis/cel/config.go): a condition that
+// ran out of budget would be an error, which denies the request under failurePolicy Fail. An
+// object beyond them is never cleared: loomguard reviews it.
+const (
+	celMaxContainers = 16   // init, regular and ephemeral together
+	celMaxItems      = 64   // env, command, args, ports, volumeMounts, volumes per list; labels and annotations
+	celMaxString     = 1024 // an env name or value, a command or args element, a mountPath
+)
+
+// MatchConditions returns the matchConditions of loomguard's two webhooks under cfg: one
+// condition per workload kind, each false exactly when the request is of that kind and its
+// object is cleared. An object is cleared when it certainly passes every policy that is not
+// off — no violation of any action, so no denial, warning or audit annotation — and needs no
+// fix: the API server then skips the call, and an object that loomguard would only have
+// waved through is admitted even while loomguard is down.
+//
+// The conditions are conservative: they clear only objects whose every checked field has a
+// plainly compliant form, and leave everything else to loomguard, which always has the last
+// word. In particular they never clear
+//
+//   - a request for a subresource (pods/ephemeralcontainers) or other than CREATE and UPDATE;
+//   - an object in a namespace that a namespaces entry or an exception of cfg names, or an
+//     object in a Windows pod;
+//   - an object beyond the limits above (container count, list lengths, string sizes).
+//
+// Each policy states its own conditions next to its checks (Policy.Clear). MatchConditions
+// returns nil — call loomguard for every request — when some policy that is not off cannot
+// express its checks as conditions under cfg.
+func MatchConditions(cfg *Config) []MatchCondition {
+	catalog := Catalog(cfg)
+	e, err := newEngine(cfg, catalog, nil)
+	if err != nil {
+		return nil
+	}
+	var active []*Policy
+	for i := range e.policies {
+		p := &e.policies[i]
+		if e.actions[p.ID] == ActionOff || p.CrossObject {
+			continue // off, or reports nothing in admission (no related objects there)
+		}
+		if p.Clear == nil {
+			return nil
+		}
+		active = append(active, p)
+	}
+	unsent := unsentNamespaces(cfg)
+	out := make([]MatchCondition, 0, len(workloadKinds))
+	for i := range workloadKinds {
+		k := &workloadKinds[i]
+		t := newCELTemplate(k)
+		var conds []string
+		for _, p := range active {
+			pc, ok := p.Clear(t)
+			if !ok {
+				return nil
+			}
+			conds = appendNew(conds, pc...)
+		}
+		out = append(out, MatchCondition{
+			Name:       "not-cleared-" + strings.ToLower(k.Kind),
+			Expression: "!(" + t.request(unsent) + " && " + t.expression(conds) + ")",
+		})
+	}
+	return out
+}
+
+// unsentNamespaces returns a regular expression matching every namespace whose objects are
+// never cleared: those a namespaces entry or an exception names (an override may make a
+// policy stricter there, and an exception's waiver is recorded even when nothing fails), or
+// "" when there is none. Globs become supersets: "*" any run of characters, "?" and any
+// bracket expression any one character.
+func unsentNamespaces(cfg *Config) string {
+	var globs []string
+	for _, o := range cfg.Namespaces {
+		globs = append(globs, o.Names...)
+	}
+	for _, ex := range cfg.Exceptions {
+		globs = append(globs, ex.Namespace)
+	}
+	if len(globs) == 0 {
+		return ""
+	}
+	alts := make([]string, 0, len(globs))
+	for _, g := range globs {
+		alts = append(alts, globRegexp(g))
+	}
+	return "^(" + strings.Join(alts, "|") + ")$"
+}
+
+// globRegexp turns a path.Match glob into a regular expression that matches at least every
+// string the glob matches.
+func globRegexp(g string) string {
+	if _, err := path.Match(g, ""); err != nil {
+		return ".*" // refused by Config.Validate; the widest answer is the safe one
+	}
+	var b strings.Builder
+	for i := 0; i < len(g); i++ {
+		switch ch := g[i]; ch {
+		case '*':
+			b.WriteString(".*")
+		case '?':
+			b.WriteString(".")
+		case '[':
+			b.WriteString(".")
+			// Skip the bracket expression: path.Match validated it, so it closes.
+			j := i + 1
+			if j < len(g) && g[j] == '^' {
+				j++
+			}
+			if j < len(g) && g[j] == ']' {
+				j++
+			}
+			for j < len(g) && g[j] != ']' {
+				if g[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			i = j
+		case '\\':
+			if i+1 < len(g) {
+				i++
+			}
+			b.WriteString(regexp.QuoteMeta(g[i : i+1]))
+		default:
+			b.WriteString(regexp.QuoteMeta(string(ch)))
+		}
+	}
+	return b.String()
+}
+
+// celTemplate names, as CEL expressions, the parts of an admission request's object of one
+// workload kind that the policies read. Every expression is defined (never an error) once
+// the request part of the condition holds.
+type celTemplate struct {
+	kind *WorkloadKind
+	// Object is the object; Meta its metadata; TemplateMeta the pod template's metadata (a
+	// Pod's own); Spec the pod spec.
+	Object, Meta, TemplateMeta, Spec string
+	// specPresent tests that Spec can be selected.
+	specPresent string
+}
+
+func newCELTemplate(k *WorkloadKind) celTemplate {
+	t := celTemplate{kind: k, Object: "object", Meta: "object.metadata"}
+	if k.TemplatePath == nil {
+		t.TemplateMeta, t.Spec = t.Meta, "object.spec"
+		t.specPresent = "has(object.metadata) && has(object.spec)"
+		return t
+	}
+	tmpl := "object"
+	var present []string
+	present = append(present, "has(object.metadata)")
+	for _, step := range strings.Split(k.TemplatePath.String(), ".") {
+		present = append(present, "has("+tmpl+"."+step+")")
+		tmpl += "." + step
+	}
+	present = append(present, "has("+tmpl+".spec)")
+	t.TemplateMeta, t.Spec = tmpl+".?metadata.orValue({})", tmpl+".spec"
+	t.specPresent = strings.Join(present, " && ")
+	return t
+}
+
+// RunsToCompletion reports whether the kind's pods exit when done, as CEL: a Job's or a
+// CronJob's always, a Pod's when its restartPolicy is set and not Always (see
+// Workload.RunsToCompletion).
+func (t celTemplate) RunsToCompletion() string {
+	switch {
+	case t.kind.RunsToCompletion:
+		return "true"
+	case t.kind.TemplatePath == nil:
+		return "(" + t.Spec + ".?restartPolicy.orValue('') != '' && " + t.Spec + ".?restartPolicy.orValue('') != 'Always')"
+	}
+	return "false"
+}
+
+// Linux is true when the pod is not a Windows pod (spec.os.name), which the policies judge
+// apart; Windows pods are never cleared.
+func (t celTemplate) Linux() string {
+	return t.Spec + ".?os.?name.orValue('') != 'windows'"
+}
+
+// request is the condition's part about the request: this kind, CREATE or UPDATE of the
+// object itself, a namespace the config does not single out, and an object within the
+// limits.
+func (t celTemplate) request(unsent string) string {
+	parts := []string{
+		"request.kind.group == " + celString(t.kind.Group),
+		"request.kind.kind == " + celString(t.kind.Kind),
+		"request.operation in ['CREATE', 'UPDATE']",
+		"request.?subResource.orValue('') == ''",
+	}
+	if unsent != "" {
+		parts = append(parts, "!request.?namespace.orValue('').matches("+celString(unsent)+")")
+	}
+	parts = append(parts, t.specPresent, t.Linux())
+	return strings.Join(parts, " && ")
+}
+
+// AllContainers, NonEphemeralContainers and LongRunningContainers are the CEL lists of
+// the pod's init, regular and ephemeral containers; of its init and regular ones; and of its
+// regular containers and restartable init containers (sidecars), see ContainerRef.
+func (t celTemplate) AllContainers() string {
+	return "(" + t.list("initContainers") + " + " + t.list("containers") + " + " + t.list("ephemeralContainers") + ")"
+}
+
+func (t celTemplate) NonEphemeralContainers() string {
+	return "(" + t.list("initContainers") + " + " + t.list("containers") + ")"
+}
+
+func (t celTemplate) LongRunningContainers() string {
+	return "(" + t.list("containers") + " + " + t.list("initContainers") + ".filter(c, c.?restartPolicy.orValue('') == 'Always'))"
+}
+
+// list is a list field of the pod spec, [] when absent. containers is the one list field
+// the API types do not omit when empty (no omitempty in corev1.PodSpec): the API server's
+// object then holds null there, which would make list operations fail.
+func (t celTemplate) list(field string) string {
+	if field == "containers" {
+		return "(" + t.Spec + ".?containers.orValue([]) == null ? [] : " + t.Spec + ".?containers.orValue([]))"
+	}
+	return t.Spec + ".?" + field + ".orValue([])"
+}
+
+// bounds are the limits of a cleared object (see celMaxContainers), checked before anything
+// else so that nothing costly runs on an object beyond them.
+func (t celTemplate) bounds() []string {
+	items, str := strconv.Itoa(celMaxItems), strconv.Itoa(celMaxString)
+	all := t.AllContainers()
+	return []string{
+		"size(" + all + ") <= " + strconv.Itoa(celMaxContainers),
+		"size(" + t.list("volumes") + ") <= " + items,
+		"size(" + t.Meta + ".?labels.orValue({})) <= " + items,
+		"size(" + t.Meta + ".?annotations.orValue({})) <= " + items,
+		"size(" + t.TemplateMeta + ".?labels.orValue({})) <= " + items,
+		"size(" + t.TemplateMeta + ".?annotations.orValue({})) <= " + items,
+		all + ".all(c, ['env', 'envFrom', 'command', 'args', 'ports', 'volumeMounts'].all(l, !(l in c) || size(c[l]) <= " + items + ")" +
+			" && size(c.?securityContext.?capabilities.?add.orValue([])) <= " + items +
+			" && size(c.?securityContext.?capabilities.?drop.orValue([])) <= " + items + ")",
+		all + ".all(c, c.?command.orValue([]).all(a, size(a) <= " + str + ") && c.?args.orValue([]).all(a, size(a) <= " + str + ")" +
+			" && c.?env.orValue([]).all(e, size(e.?name.orValue('')) <= " + str + " && size(e.?value.orValue('')) <= " + str + ")" +
+			" && c.?volumeMounts.orValue([]).all(m, size(m.?mountPath.orValue('')) <= " + str + ")" +
+			" && size(c.?image.orValue('')) <= " + str + ")",
+	}
+}
+
+// expression joins the bounds and the policies' conditions.
+func (t celTemplate) expression(conds []string) string {
+	return "(" + strings.Join(append(t.bounds(), conds...), " && ") + ")"
+}
+
+// asciiFold returns the ASCII string that s equals under Unicode simple case folding, the
+// folding of strings.EqualFold, in upper case: "paſſword" gives "PASSWORD", the Kelvin sign
+// "K". It reports false when some character of s folds to no ASCII letter, so that s can
+// equal no ASCII string.
+func asciiFold(s string) (string, bool) {
+	var b strings.Builder
+	for _, r := range s {
+		ascii := rune(-1)
+		for f := r; ; {
+			if f < utf8.RuneSelf {
+				ascii = f
+				break
+			}
+			if f = unicode.SimpleFold(f); f == r {
+				break
+			}
+		}
+		if ascii < 0 {
+			return "", false
+		}
+		b.WriteRune(unicode.ToUpper(ascii))
+	}
+	return b.String(), true
+}
+
+// celASCII matches printable ASCII text with tabs and line breaks: the strings whose
+// comparisons in CEL's lowerAscii and upperAscii agree with strings.EqualFold.
+const celASCII = `^[\t\n\r -~]*$`
+
+// celString quotes s as a CEL string literal.
+func celString(s string) string {
+	var b strings.Builder
+	b.WriteByte('\'')
+	for _, r := range s {
+		switch {
+		case r == '\\' || r == '\'':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+			b.WriteString(`\x`)
+			b.WriteString(strconv.FormatInt(int64(r)|0x100, 16)[1:])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('\'')
+	return b.String()
+}
+
+// celStrings renders a list of CEL string literals.
+func celStrings(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = celString(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// celDouble renders f as a CEL double literal.
+func celDouble(f float64) string {
+	s := strconv.FormatFloat(f, 'g', -1, 64)
+	if !strings.ContainsAny(s, ".eE") {
+		s += ".0"
+	}
+	return s
+}
+
+// appendNew appends each condition not already in list: policies that check the same field
+// state the same condition once.
+func appendNew(list []string, conds ...string) []string {
+	for _, c := range conds {
+		if !slices.Contains(list, c) {
+			list = append(list, c)
+		}
+	}
+	return list
+}

@@ -1,0 +1,554 @@
+package policies
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/admission"
+	"k8s.io/apiserver/pkg/admission/plugin/cel"
+	"k8s.io/apiserver/pkg/admission/plugin/webhook"
+	"k8s.io/apiserver/pkg/admission/plugin/webhook/matchconditions"
+	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/cel/environment"
+	"sigs.k8s.io/yaml"
+)
+
+// celJudge evaluates matchConditions as kube-apiserver does: its webhook accessor compiles
+// them with the API server's CEL environment (k8s.io/apiserver, the version kube-apiserver
+// v1.37 is built from) and its matcher evaluates them on the request's attributes. The e2e
+// test TestMatchConditionsSoundOnAPIServer checks the same on the real API server.
+type celJudge struct {
+	matcher matchconditions.Matcher
+}
+
+func newCELJudge(t testing.TB, conds []MatchCondition) *celJudge {
+	t.Helper()
+	fail := admissionregistrationv1.Fail
+	hook := &admissionregistrationv1.ValidatingWebhook{Name: "validate.loomguard.io", FailurePolicy: &fail}
+	for _, c := range conds {
+		hook.MatchConditions = append(hook.MatchConditions, admissionregistrationv1.MatchCondition{Name: c.Name, Expression: c.Expression})
+	}
+	compiler := cel.NewConditionCompiler(environment.MustBaseEnvSet(environment.DefaultCompatibilityVersion()))
+	return &celJudge{matcher: webhook.NewValidatingWebhookAccessor("uid", "loomguard", hook).GetCompiledMatcher(compiler)}
+}
+
+// calls reports whether the API server would call the webhook for a CREATE (or UPDATE) of
+// obj in namespace; an evaluation error fails the test: under failurePolicy Fail it would
+// deny the request.
+func (j *celJudge) calls(t testing.TB, obj runtime.Object, gvk schema.GroupVersionKind, namespace string, op admission.Operation, subresource string) bool {
+	t.Helper()
+	gvr, _ := meta.UnsafeGuessKindToResource(gvk)
+	obj.GetObjectKind().SetGroupVersionKind(gvk) // already in the webhook's version: no conversion
+	name := ""
+	if m, err := meta.Accessor(obj); err == nil {
+		name = m.GetName()
+	}
+	var old runtime.Object
+	if op == admission.Update {
+		old = obj
+	}
+	attr := admission.NewAttributesRecord(obj, old, gvk, namespace, name, gvr, subresource, op, nil, false, &user.DefaultInfo{Name: "tester"})
+	va, err := admission.NewVersionedAttributes(attr, gvk, nil)
+	if err != nil {
+		t.Fatalf("versioned attributes: %v", err)
+	}
+	r := j.matcher.Match(context.Background(), va, nil, nil)
+	if r.Error != nil {
+		t.Fatalf("matchConditions fail on %s %s/%s: %v", gvk.Kind, namespace, name, r.Error)
+	}
+	return r.Matches
+}
+
+// testConfigs are the configs the conditions are proved sound under: the Loom profile and
+// variants that change what each kind of condition reads.
+func testConfigs(t testing.TB) map[string]*Config {
+	t.Helper()
+	out := map[string]*Config{"loom-profile": DefaultConfig()}
+	for name, doc := range map[string]string{
+		"restricted-registries-digests": `
+policies:
+  pod-security: {level: restricted}
+  image-tag: {allowedRegistries: [ghcr.io/loom, docker.io, registry.example.com:5000], requireDigest: true, forbiddenTags: [latest, stable]}
+  resource-limits: {maxLimitRequestRatio: 2, defaults: {requests: {cpu: 250m, memory: 256Mi}, limits: {cpu: 500m, memory: 512Mi}}}
+  writable-paths: {paths: [/tmp, /var/cache/loom]}
+  seccomp-profile: {allowedTypes: [Localhost]}
+  required-labels: {labels: [app, team], allowedValues: {team: [a, b]}}
+  secret-env: {secretNames: [PASSWORD, api-key, ſession], forbiddenNames: [GITHUB_TOKEN, slack.webhook], weakValues: [changeme, Kelvin]}
+  high-availability: {minReplicas: 3, spreadFromReplicas: 0}
+`,
+		"everything-audit": `
+defaultAction: audit
+policies:
+  health-probes: {action: off}
+  resource-limits: {maxLimitRequestRatio: 0}
+`,
+		"overrides": `
+namespaces:
+  - names: [team-b, "legacy-*"]
+    action: warn
+exceptions:
+  - {name: x, policies: [image-tag], namespace: "sandbox-?", workload: "*", owner: me, reason: test, expires: "2099-01-01"}
+`,
+	} {
+		cfg, errs := LoadConfig([]byte(doc))
+		if len(errs) > 0 {
+			t.Fatalf("config %s: %v", name, errs.ToAggregate())
+		}
+		out[name] = cfg
+	}
+	return out
+}
+
+// compliantSeeds are merge patches of the base Deployment that make it pass a test config
+// whose demands no fixture meets, so that its variants are tried too.
+var compliantSeeds = map[string]string{
+	"restricted-registries-digests": `{"metadata":{"labels":{"team":"a"}},"spec":{"replicas":3,"template":{"metadata":{"labels":{"team":"a"}},"spec":{
+		"securityContext":{"seccompProfile":{"type":"Localhost","localhostProfile":"profiles/loom.json"}},
+		"containers":[{"name":"loom","image":"ghcr.io/loom/loom:0.9.3@sha256:` + strings.Repeat("ab", 32) + `",
+			"env":[{"name":"TEMPORAL_HOST","value":"temporal:7233"}],
+			"resources":{"requests":{"cpu":"250m","memory":"256Mi"},"limits":{"cpu":"500m","memory":"512Mi"}},
+			"securityContext":{"allowPrivilegeEscalation":false,"readOnlyRootFilesystem":true,"capabilities":{"drop":["ALL"]}},
+			"livenessProbe":{"httpGet":{"path":"/health/live","port":8081}},"readinessProbe":{"httpGet":{"path":"/health/ready","port":8081}},
+			"volumeMounts":[{"name":"tmp","mountPath":"/tmp"},{"name":"cache","mountPath":"/var/cache/loom"}]}],
+		"volumes":[{"name":"tmp","emptyDir":{}},{"name":"cache","emptyDir":{}}]}}}}`,
+}
+
+func fixtureByName(t testing.TB, objs []fixtureObject, source string) fixtureObject {
+	t.Helper()
+	for _, o := range objs {
+		if o.source == source {
+			return o
+		}
+	}
+	t.Fatalf("no fixture %s", source)
+	return fixtureObject{}
+}
+
+// fixtureObject is one workload object read from the project's fixtures.
+type fixtureObject struct {
+	source string
+	gvk    schema.GroupVersionKind
+	json   []byte
+}
+
+// fixtureObjects reads every workload document of the project's fixtures and examples:
+// the policies' pass, fail and fixed fixtures, the CLI's and the e2e tests' test data, the
+// example Loom bundle and the shared cases.
+func fixtureObjects(t testing.TB) []fixtureObject {
+	t.Helper()
+	var files []string
+	for _, root := range []string{"testdata", "../cmd/loomguard/testdata", "../test/e2e/testdata", "../manifests/examples", "../webhook/testdata", "../../shared/cases"} {
+		_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml") || strings.HasSuffix(p, ".json")) && !strings.Contains(p, "fuzz") {
+				files = append(files, p)
+			}
+			return nil
+		})
+	}
+	var out []fixtureObject
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, doc := range splitFixture(data) {
+			gvk, err := PeekKind(doc)
+			if err != nil || !IsWorkloadGroupKind(gvk.GroupKind()) {
+				continue
+			}
+			js, err := yaml.YAMLToJSON(doc)
+			if err != nil {
+				continue
+			}
+			out = append(out, fixtureObject{source: fmt.Sprintf("%s#%d", f, i), gvk: gvk, json: js})
+		}
+	}
+	return out
+}
+
+// clearedButFlagged returns why the engine would act on an object the conditions clear: a
+// violation of any action, or a fix. "" when it would do nothing.
+func clearedButFlagged(e *Engine, dec *Decoder, js []byte, gvk schema.GroupVersionKind, namespace string) (string, bool) {
+	obj, err := dec.Decode(js, gvk, false)
+	if err != nil {
+		return "", false // not an object the API server would have decoded either
+	}
+	w, _ := NewWorkload(obj)
+	if r := e.Evaluate(w, namespace); len(r.Violations) > 0 || len(r.Waivers) > 0 {
+		var msgs []string
+		for _, v := range r.Violations {
+			msgs = append(msgs, v.Message())
+		}
+		for _, wv := range r.Waivers {
+			msgs = append(msgs, "waived "+wv.Policy+" by "+wv.Exception)
+		}
+		return strings.Join(msgs, "; "), true
+	}
+	if fixed := e.Mutate(w, namespace); len(fixed) > 0 {
+		return "fixed by " + strings.Join(fixed, ", "), true
+	}
+	return "", true
+}
+
+// maxVariedObjects bounds how many cleared objects of each config get variants, which keeps
+// the test within seconds.
+const maxVariedObjects = 12
+
+// TestMatchConditionsSound proves, on every fixture object of the project and on thousands
+// of variants of the cleared ones (each field removed, flipped or set to a telling value, and
+// risky fields added), that whenever the API server would skip loomguard's webhooks, the
+// engine would have reported nothing and fixed nothing, under each test config and in each
+// kind of namespace. It also shows the conditions are worth having: the Loom profile clears
+// the compliant fixtures, among them the example Loom bundle's workloads.
+func TestMatchConditionsSound(t *testing.T) {
+	objs := fixtureObjects(t)
+	if len(objs) < 100 {
+		t.Fatalf("read only %d fixture objects", len(objs))
+	}
+	dec := NewDecoder()
+	for _, name := range sortedKeys(testConfigs(t)) {
+		cfg := testConfigs(t)[name]
+		t.Run(name, func(t *testing.T) {
+			conds := MatchConditions(cfg)
+			if conds == nil {
+				t.Fatal("no matchConditions: the config should be expressible")
+			}
+			e, err := NewEngine(cfg, fixtureClock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			j := newCELJudge(t, conds)
+			objs := objs
+			if seed, ok := compliantSeeds[name]; ok {
+				base := fixtureByName(t, objs, "testdata/base/deployment.yaml#0")
+				objs = append(slices.Clone(objs), fixtureObject{source: "seed", gvk: base.gvk, json: mergePatch(t, base.json, seed)})
+			}
+			var cleared, variants, clearedVariants int
+			var clearedSources []string
+			check := func(source string, js []byte, gvk schema.GroupVersionKind, ns string) bool {
+				obj, err := dec.Decode(js, gvk, false)
+				if err != nil {
+					return false
+				}
+				if j.calls(t, obj, gvk, ns, admission.Create, "") {
+					return false
+				}
+				why, ok := clearedButFlagged(e, dec, js, gvk, ns)
+				if ok && why != "" {
+					t.Errorf("%s in %s: the conditions skip it, yet loomguard would act: %s\n%s", source, ns, why, js)
+				}
+				return true
+			}
+			for _, o := range objs {
+				for _, ns := range []string{"team-a", "team-b", "legacy-x", "sandbox-1"} {
+					if check(o.source, o.json, o.gvk, ns) {
+						cleared++
+						if ns == "team-a" {
+							clearedSources = append(clearedSources, o.source)
+							if len(clearedSources) > maxVariedObjects {
+								continue
+							}
+							for _, v := range variantsOf(t, o.json) {
+								variants++
+								if check(o.source+" variant "+v.what, v.json, o.gvk, ns) {
+									clearedVariants++
+								}
+							}
+						}
+					}
+				}
+			}
+			t.Logf("%s: %d fixture objects, cleared %d (object × namespace); %d variants of the cleared, %d of them cleared", name, len(objs), cleared, variants, clearedVariants)
+			if _, ok := compliantSeeds[name]; ok && !slices.Contains(clearedSources, "seed") {
+				t.Errorf("the seed object compliant with %s is not cleared", name)
+			}
+			if name == "loom-profile" {
+				for _, want := range []string{"testdata/base/deployment.yaml#0", "../manifests/examples/loom/70-deployment-loom.yaml#0"} {
+					if !slices.Contains(clearedSources, want) {
+						t.Errorf("%s is compliant and needs no fix, but the conditions do not clear it (cleared: %v)", want, clearedSources)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestMatchConditionsNeverClear lists requests the conditions must always send, whatever
+// the object: a subresource, a namespace that the config singles out, a Windows pod, an
+// object beyond the limits, and a policy the conditions cannot express.
+func TestMatchConditionsNeverClear(t *testing.T) {
+	deploy := fixtureByName(t, fixtureObjects(t), "testdata/base/deployment.yaml#0")
+	dec := NewDecoder()
+	cfgs := testConfigs(t)
+	j := newCELJudge(t, MatchConditions(cfgs["overrides"]))
+	obj, _ := dec.Decode(deploy.json, deploy.gvk, false)
+	if j.calls(t, obj, deploy.gvk, "team-a", admission.Create, "") {
+		t.Fatal("the base deployment is not cleared in an ordinary namespace: the cases below prove nothing")
+	}
+	if !j.calls(t, obj, deploy.gvk, "team-a", admission.Update, "status") {
+		t.Error("a subresource request is cleared")
+	}
+	for _, ns := range []string{"team-b", "legacy-anything", "sandbox-7"} {
+		if !j.calls(t, obj, deploy.gvk, ns, admission.Create, "") {
+			t.Errorf("namespace %s has an override or an exception, yet the conditions clear objects there", ns)
+		}
+	}
+	edits := map[string]string{
+		"windows pod":    `{"spec":{"template":{"spec":{"os":{"name":"windows"}}}}}`,
+		"17 containers":  `{"spec":{"template":{"spec":{"initContainers":` + repeatJSON(`{"name":"i%d","image":"ghcr.io/loom/x:1"}`, 16) + `}}}}`,
+		"65 env entries": `{"spec":{"template":{"spec":{"containers":[{"name":"loom","env":` + repeatJSON(`{"name":"V%d","value":"x"}`, 65) + `}]}}}}`,
+	}
+	for what, patch := range edits {
+		js := mergePatch(t, deploy.json, patch)
+		o, err := dec.Decode(js, deploy.gvk, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !j.calls(t, o, deploy.gvk, "team-a", admission.Create, "") {
+			t.Errorf("%s: cleared", what)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.Policies.PodSecurity.Version = "v1.24"
+	if MatchConditions(cfg) != nil {
+		t.Error("pod-security pinned to v1.24 (annotation-based checks) is expressed as conditions")
+	}
+}
+
+func repeatJSON(format string, n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(format, i)
+	}
+	return "[" + strings.Join(parts, ",") + "]"
+}
+
+// mergePatch applies a JSON merge patch (RFC 7386) to a JSON document.
+func mergePatch(t testing.TB, doc []byte, patch string) []byte {
+	t.Helper()
+	var d, p any
+	if err := json.Unmarshal(doc, &d); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(patch), &p); err != nil {
+		t.Fatal(err)
+	}
+	out, err := json.Marshal(mergeValue(d, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func mergeValue(d, p any) any {
+	pm, ok := p.(map[string]any)
+	if !ok {
+		return p
+	}
+	dm, ok := d.(map[string]any)
+	if !ok {
+		dm = map[string]any{}
+	}
+	for k, v := range pm {
+		if v == nil {
+			delete(dm, k)
+			continue
+		}
+		dm[k] = mergeValue(dm[k], v)
+	}
+	return dm
+}
+
+// variant is an object with one change.
+type variant struct {
+	what string
+	json []byte
+}
+
+// variantsOf returns variants of a JSON object: each leaf removed, a boolean flipped, a
+// number set to 0, 1 and 65535, a string set to telling values; and, in each container and
+// in the pod spec, risky fields added.
+func variantsOf(t testing.TB, js []byte) []variant {
+	t.Helper()
+	var root any
+	if err := json.Unmarshal(js, &root); err != nil {
+		t.Fatal(err)
+	}
+	var out []variant
+	emit := func(what string, edit func(any) any) {
+		var copyRoot any
+		_ = json.Unmarshal(js, &copyRoot)
+		b, err := json.Marshal(edit(copyRoot))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, variant{what: what, json: b})
+	}
+	var walk func(path []any, v any)
+	walk = func(path []any, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			keys := make([]string, 0, len(x))
+			for k := range x {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				p := append(slices.Clone(path), k)
+				if len(path) > 0 || (k != "apiVersion" && k != "kind") {
+					emit(fmt.Sprint("remove ", p), func(r any) any { return setPath(r, p, nil, true) })
+				}
+				walk(p, x[k])
+			}
+		case []any:
+			for i, e := range x {
+				p := append(slices.Clone(path), i)
+				emit(fmt.Sprint("remove ", p), func(r any) any { return setPath(r, p, nil, true) })
+				walk(p, e)
+			}
+		case bool:
+			emit(fmt.Sprint("flip ", path), func(r any) any { return setPath(r, path, !x, false) })
+		case float64:
+			for _, n := range []float64{0, 65535} {
+				emit(fmt.Sprint("set ", path, " ", n), func(r any) any { return setPath(r, path, n, false) })
+			}
+		case string:
+			for _, s := range []string{"", "latest", "Unconfined", "/tmp/", "changeme", "windows", "nginx", "DB_PASSWORD", "0.1m"} {
+				emit(fmt.Sprintf("set %v %q", path, s), func(r any) any { return setPath(r, path, s, false) })
+			}
+			if strings.Contains(x, ":") {
+				emit(fmt.Sprintf("upper %v", path), func(r any) any { return setPath(r, path, strings.ToUpper(x), false) })
+			}
+		}
+	}
+	walk(nil, root)
+	// Risky additions, in each container and in the pod spec.
+	risky := map[string]string{
+		"privileged":        `{"securityContext":{"privileged":true}}`,
+		"add capability":    `{"securityContext":{"capabilities":{"add":["NET_BIND_SERVICE"]}}}`,
+		"procMount":         `{"securityContext":{"procMount":"Unmasked"}}`,
+		"seLinux":           `{"securityContext":{"seLinuxOptions":{"type":"spc_t"}}}`,
+		"apparmor":          `{"securityContext":{"appArmorProfile":{"type":"Unconfined"}}}`,
+		"hostPort":          `{"ports":[{"containerPort":80,"hostPort":80}]}`,
+		"probe host":        `{"readinessProbe":{"httpGet":{"host":"10.0.0.1","port":80}}}`,
+		"secret literal":    `{"env":[{"name":"DB_PASSWORD","value":"x"}]}`,
+		"camel secret":      `{"env":[{"name":"dbPassword","value":"x"}]}`,
+		"forbidden name":    `{"env":[{"name":"githubToken","valueFrom":{"secretKeyRef":{"name":"s","key":"k"}}}]}`,
+		"weak value":        `{"env":[{"name":"X","value":" ChangeMe "}]}`,
+		"weak arg":          `{"args":["--password=changeme"]}`,
+		"folded weak value": `{"env":[{"name":"X","value":"loom-default-paſſword"}]}`,
+		"configmap secret":  `{"env":[{"name":"API_KEY","valueFrom":{"configMapKeyRef":{"name":"c","key":"k"}}}]}`,
+		"latest image":      `{"image":"ghcr.io/loom/loom:LATEST"}`,
+		"untagged image":    `{"image":"ghcr.io/loom/loom"}`,
+		"read-only tmp":     `{"volumeMounts":[{"name":"tmp","mountPath":"/tmp","readOnly":true}]}`,
+		"unclean tmp":       `{"volumeMounts":[{"name":"cfg","mountPath":"/tmp/"}]}`,
+	}
+	var spec []any
+	switch {
+	case hasPath(root, "spec", "jobTemplate"):
+		spec = []any{"spec", "jobTemplate", "spec", "template", "spec"}
+	case hasPath(root, "spec", "template"):
+		spec = []any{"spec", "template", "spec"}
+	default:
+		spec = []any{"spec"}
+	}
+	for _, list := range []string{"containers", "initContainers"} {
+		cs, _ := getPath(root, append(slices.Clone(spec), list)...).([]any)
+		for i := range cs {
+			for _, what := range sortedKeys(risky) {
+				p := append(slices.Clone(spec), list, i)
+				patch := risky[what]
+				emit(fmt.Sprint(what, " in ", p), func(r any) any {
+					var add any
+					_ = json.Unmarshal([]byte(patch), &add)
+					c := getPath(r, p...)
+					merged := mergeValue(c, add)
+					return setPath(r, p, merged, false)
+				})
+			}
+		}
+	}
+	for what, patch := range map[string]string{
+		"hostNetwork":      `{"hostNetwork":true}`,
+		"hostPath":         `{"volumes":[{"name":"h","hostPath":{"path":"/"}}]}`,
+		"sysctl":           `{"securityContext":{"sysctls":[{"name":"kernel.shm_rmid_forced","value":"1"}]}}`,
+		"pod root":         `{"securityContext":{"runAsUser":0}}`,
+		"pod unconfined":   `{"securityContext":{"seccompProfile":{"type":"Unconfined"}}}`,
+		"tmp not emptyDir": `{"volumes":[{"name":"tmp","configMap":{"name":"c"}}]}`,
+	} {
+		emit(what+" in pod spec", func(r any) any {
+			var add any
+			_ = json.Unmarshal([]byte(patch), &add)
+			return setPath(r, spec, mergeValue(getPath(r, spec...), add), false)
+		})
+	}
+	return out
+}
+
+func hasPath(v any, keys ...string) bool {
+	for _, k := range keys {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return false
+		}
+		if v, ok = m[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func getPath(v any, path ...any) any {
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, _ := v.(map[string]any)
+			v = m[k]
+		case int:
+			l, _ := v.([]any)
+			if k >= len(l) {
+				return nil
+			}
+			v = l[k]
+		}
+	}
+	return v
+}
+
+// setPath sets (or with remove, deletes) the value at path in root and returns root.
+func setPath(root any, path []any, val any, remove bool) any {
+	if len(path) == 0 {
+		return val
+	}
+	parent := getPath(root, path[:len(path)-1]...)
+	switch k := path[len(path)-1].(type) {
+	case string:
+		if m, ok := parent.(map[string]any); ok {
+			if remove {
+				delete(m, k)
+			} else {
+				m[k] = val
+			}
+		}
+	case int:
+		if l, ok := parent.([]any); ok && k < len(l) {
+			if remove {
+				nl := append(slices.Clone(l[:k]), l[k+1:]...)
+				return setPath(root, path[:len(path)-1], nl, false)
+			}
+			l[k] = val
+		}
+	}
+	return root
+}
