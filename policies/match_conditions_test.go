@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -22,6 +24,8 @@ import (
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/cel/environment"
 	"sigs.k8s.io/yaml"
+
+	"github.com/loomguard/loomguard/internal/psafixtures"
 )
 
 // celJudge evaluates matchConditions as kube-apiserver does: its webhook accessor compiles
@@ -107,7 +111,37 @@ exceptions:
 		}
 		out[name] = cfg
 	}
+	// Each policy alone: its conditions must be sound by themselves, not only where another
+	// policy's happen to cover them.
+	for _, r := range Registry() {
+		cfg := DefaultConfig()
+		for _, o := range Registry() {
+			if o.ID != r.ID {
+				s := o.Config(&cfg.Policies)
+				setAction(s, ActionOff)
+			}
+		}
+		out[onlyPrefix+r.ID] = cfg
+		if r.ID == PodSecurityID {
+			restricted := *cfg
+			restricted.Policies.PodSecurity.Level = "restricted"
+			out[onlyPrefix+r.ID+"-restricted"] = &restricted
+		}
+	}
 	return out
+}
+
+// onlyPrefix names the test configs with a single policy on.
+const onlyPrefix = "only-"
+
+// setAction sets a policy config's action through its embedded Settings.
+func setAction(pc PolicyConfig, a Action) {
+	v := reflect.ValueOf(pc).Elem()
+	if v.Type() == reflect.TypeOf(Settings{}) {
+		v.Addr().Interface().(*Settings).Action = a
+		return
+	}
+	v.FieldByName("Settings").Addr().Interface().(*Settings).Action = a
 }
 
 // compliantSeeds are merge patches of the base Deployment that make it pass a test config
@@ -234,7 +268,7 @@ func TestMatchConditionsSound(t *testing.T) {
 				base := fixtureByName(t, objs, "testdata/base/deployment.yaml#0")
 				objs = append(slices.Clone(objs), fixtureObject{source: "seed", gvk: base.gvk, json: mergePatch(t, base.json, seed)})
 			}
-			var cleared, variants, clearedVariants int
+			var cleared, variants, clearedVariants, unsound int
 			var clearedSources []string
 			check := func(source string, js []byte, gvk schema.GroupVersionKind, ns string) bool {
 				obj, err := dec.Decode(js, gvk, false)
@@ -246,17 +280,23 @@ func TestMatchConditionsSound(t *testing.T) {
 				}
 				why, ok := clearedButFlagged(e, dec, js, gvk, ns)
 				if ok && why != "" {
-					t.Errorf("%s in %s: the conditions skip it, yet loomguard would act: %s\n%s", source, ns, why, js)
+					if unsound++; unsound <= 5 { // the first few say enough
+						t.Errorf("%s in %s: the conditions skip it, yet loomguard would act: %s\n%s", source, ns, why, js)
+					}
 				}
 				return true
 			}
+			namespaces, varied := []string{"team-a", "team-b", "legacy-x", "sandbox-1"}, maxVariedObjects
+			if strings.HasPrefix(name, onlyPrefix) {
+				namespaces, varied = namespaces[:1], maxVariedObjects/4
+			}
 			for _, o := range objs {
-				for _, ns := range []string{"team-a", "team-b", "legacy-x", "sandbox-1"} {
+				for _, ns := range namespaces {
 					if check(o.source, o.json, o.gvk, ns) {
 						cleared++
 						if ns == "team-a" {
 							clearedSources = append(clearedSources, o.source)
-							if len(clearedSources) > maxVariedObjects {
+							if len(clearedSources) > varied {
 								continue
 							}
 							for _, v := range variantsOf(t, o.json) {
@@ -268,6 +308,9 @@ func TestMatchConditionsSound(t *testing.T) {
 						}
 					}
 				}
+			}
+			if unsound > 5 {
+				t.Errorf("... and %d more cleared objects loomguard would act on", unsound-5)
 			}
 			t.Logf("%s: %d fixture objects, cleared %d (object × namespace); %d variants of the cleared, %d of them cleared", name, len(objs), cleared, variants, clearedVariants)
 			if _, ok := compliantSeeds[name]; ok && !slices.Contains(clearedSources, "seed") {
@@ -551,4 +594,72 @@ func setPath(root any, path []any, val any, remove bool) any {
 		}
 	}
 	return root
+}
+
+// TestMatchConditionsPSAFixtures holds pod-security's conditions, alone, to the Pod
+// Security Standards' own fixtures (k8s.io/pod-security-admission test/testdata, every
+// level and version, passing and failing): at each level, and at the latest and the oldest
+// version the conditions express, every fixture Pod they clear passes the level.
+func TestMatchConditionsPSAFixtures(t *testing.T) {
+	_, sets, err := psafixtures.Sets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, set := range sets {
+		for _, verdict := range []string{"pass", "fail"} {
+			fs, err := filepath.Glob(filepath.Join(set.Dir, verdict, "*.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, fs...)
+		}
+	}
+	if len(files) < 1000 {
+		t.Fatalf("found only %d PSA fixtures", len(files))
+	}
+	dec := NewDecoder()
+	pod := corev1.SchemeGroupVersion.WithKind("Pod")
+	for _, level := range []string{"baseline", "restricted"} {
+		for _, version := range []string{"latest", "v1.25"} {
+			cfg := testConfigs(t)[onlyPrefix+PodSecurityID]
+			c := *cfg
+			c.Policies.PodSecurity.PodSecurityLevel = PodSecurityLevel{Level: level, Version: version}
+			conds := MatchConditions(&c)
+			if conds == nil {
+				t.Fatalf("%s:%s: no conditions", level, version)
+			}
+			e, err := NewEngine(&c, fixtureClock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			j := newCELJudge(t, conds)
+			cleared := 0
+			for _, f := range files {
+				data, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				js, err := yaml.YAMLToJSON(data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				obj, err := dec.Decode(js, pod, false)
+				if err != nil {
+					continue
+				}
+				if j.calls(t, obj, pod, "team-a", admission.Create, "") {
+					continue
+				}
+				cleared++
+				if why, _ := clearedButFlagged(e, dec, js, pod, "team-a"); why != "" {
+					t.Errorf("%s:%s: %s is cleared, yet loomguard would act: %s", level, version, f, why)
+				}
+			}
+			t.Logf("pod-security %s:%s: %d PSA fixtures, %d cleared", level, version, len(files), cleared)
+			if cleared == 0 {
+				t.Errorf("%s:%s: no PSA fixture cleared: the comparison proves nothing", level, version)
+			}
+		}
+	}
 }

@@ -61,7 +61,8 @@ func podSecurity(cfg PodSecurityConfig) Policy {
 // podSecurityConditions are the CEL conditions under which a pod template certainly meets
 // the level at the version: at baseline, a pod that shares nothing with its node (see
 // hostIsolationConditions), sets no sysctls, SELinux options, AppArmor or seccomp
-// annotations, runs nothing privileged, Unconfined, with an added capability, a non-default
+// annotations, runs nothing privileged, with an AppArmor profile other than RuntimeDefault or a seccomp
+// profile other than RuntimeDefault or Localhost, with an added capability, a non-default
 // procMount or a probe or lifecycle host; at restricted, also one with only the restricted
 // volume types and containers that drop ALL, forbid privilege escalation, run as a non-zero
 // non-root user under RuntimeDefault or a named Localhost seccomp profile. They are the
@@ -80,8 +81,8 @@ func podSecurityConditions(t celTemplate, lv psapi.LevelVersion) ([]string, bool
 		s+".?securityContext.?windowsOptions.?hostProcess.orValue(false) != true",
 		"size("+s+".?securityContext.?sysctls.orValue([])) == 0",
 		"!"+s+".?securityContext.?seLinuxOptions.hasValue()",
-		s+".?securityContext.?appArmorProfile.?type.orValue('RuntimeDefault') == 'RuntimeDefault'",
-		s+".?securityContext.?seccompProfile.?type.orValue('') != 'Unconfined'",
+		"(!"+s+".?securityContext.?appArmorProfile.hasValue() || "+s+".securityContext.appArmorProfile.?type.orValue('') == 'RuntimeDefault')",
+		"(!"+s+".?securityContext.?seccompProfile.hasValue() || "+s+".securityContext.seccompProfile.?type.orValue('') in ['RuntimeDefault', 'Localhost'])",
 		t.TemplateMeta+".?annotations.orValue({}).all(k, !k.startsWith('container.apparmor.security.beta.kubernetes.io/') && "+
 			"!k.startsWith('seccomp.security.alpha.kubernetes.io/') && !k.startsWith('container.seccomp.security.alpha.kubernetes.io/'))",
 	)
@@ -97,8 +98,8 @@ func podSecurityConditions(t celTemplate, lv psapi.LevelVersion) ([]string, bool
 		"c.?securityContext.?windowsOptions.?hostProcess.orValue(false) != true",
 		"!c.?securityContext.?seLinuxOptions.hasValue()",
 		"c.?securityContext.?procMount.orValue('Default') == 'Default'",
-		"c.?securityContext.?appArmorProfile.?type.orValue('RuntimeDefault') == 'RuntimeDefault'",
-		"c.?securityContext.?seccompProfile.?type.orValue('') != 'Unconfined'",
+		"(!c.?securityContext.?appArmorProfile.hasValue() || c.securityContext.appArmorProfile.?type.orValue('') == 'RuntimeDefault')",
+		"(!c.?securityContext.?seccompProfile.hasValue() || c.securityContext.seccompProfile.?type.orValue('') in ['RuntimeDefault', 'Localhost'])",
 	}
 	container = append(container, hosts...)
 	if lv.Level == psapi.LevelRestricted {
