@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -16,6 +17,9 @@ type Decoder struct {
 	scheme *runtime.Scheme
 	strict runtime.Decoder
 	lax    runtime.Decoder
+	// strictKnown is strict's JSON serializer without reading apiVersion and kind, for
+	// DecodeKnownJSON.
+	strictKnown runtime.Decoder
 }
 
 // NewDecoder returns a decoder for the API groups of AddToScheme: the workload kinds' and
@@ -28,7 +32,18 @@ func NewDecoder() *Decoder {
 		scheme: s,
 		strict: serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer(),
 		lax:    serializer.NewCodecFactory(s).UniversalDeserializer(),
+		strictKnown: json.NewSerializerWithOptions(knownKind{}, s, s,
+			json.SerializerOptions{Strict: true}),
 	}
+}
+
+// knownKind is a json.MetaFactory for documents whose apiVersion and kind the caller has
+// read already: it reports neither, so the serializer takes the kind it is given
+// (apimachinery's gvkWithDefaults) instead of parsing the whole document once more.
+type knownKind struct{}
+
+func (knownKind) Interpret([]byte) (*schema.GroupVersionKind, error) {
+	return &schema.GroupVersionKind{}, nil
 }
 
 // TypeMeta is the apiVersion and kind of a document, read before decoding it.
@@ -71,6 +86,21 @@ func (d *Decoder) Decode(data []byte, gvk schema.GroupVersionKind, strict bool) 
 	if strict {
 		dec = d.strict
 	}
+	return decodeWith(dec, data, gvk)
+}
+
+// DecodeKnownJSON is Decode(data, gvk, true) for a JSON object whose apiVersion and kind
+// the caller has read and found to be gvk's: the same object and the same errors, without
+// the serializer parsing the whole document again for them (the CLI reads every document's
+// apiVersion, kind and name before decoding it).
+func (d *Decoder) DecodeKnownJSON(data []byte, gvk schema.GroupVersionKind) (runtime.Object, error) {
+	if !d.scheme.Recognizes(gvk) {
+		return d.Decode(data, gvk, true) // the same error
+	}
+	return decodeWith(d.strictKnown, data, gvk)
+}
+
+func decodeWith(dec runtime.Decoder, data []byte, gvk schema.GroupVersionKind) (runtime.Object, error) {
 	obj, _, err := dec.Decode(data, &gvk, nil)
 	if err != nil {
 		if runtime.IsStrictDecodingError(err) {

@@ -141,8 +141,8 @@ func (r *reader) parse(doc *manifest.Document) (parsedDoc, []*manifest.Error) {
 	}
 	pd.json = js
 	var errs []*manifest.Error
-	add := func(item int, pointer string, raw []byte, defaultNS string) {
-		e, objErrs := r.object(doc, item, pointer, raw, defaultNS)
+	add := func(item int, pointer string, raw []byte, defaultNS string, h *header) {
+		e, objErrs := r.object(doc, item, pointer, raw, defaultNS, h)
 		for _, err := range objErrs {
 			errs = append(errs, fail(item, err)...)
 		}
@@ -167,7 +167,7 @@ func (r *reader) parse(doc *manifest.Document) (parsedDoc, []*manifest.Error) {
 			return pd, fail(-1, fmt.Errorf("decoding List: %w", err))
 		}
 		for i, item := range list.Items {
-			add(i, "/items/"+strconv.Itoa(i), item, "")
+			add(i, "/items/"+strconv.Itoa(i), item, "", nil)
 		}
 	case gvk.Group == admissionv1.GroupName && gvk.Kind == "AdmissionReview":
 		if gvk.Version != admissionv1.SchemeGroupVersion.Version {
@@ -180,9 +180,9 @@ func (r *reader) parse(doc *manifest.Document) (parsedDoc, []*manifest.Error) {
 		if review.Request == nil || len(review.Request.Object.Raw) == 0 || bytes.Equal(review.Request.Object.Raw, []byte("null")) {
 			return pd, fail(-1, errors.New("AdmissionReview without request.object"))
 		}
-		add(-1, "/request/object", review.Request.Object.Raw, review.Request.Namespace)
+		add(-1, "/request/object", review.Request.Object.Raw, review.Request.Namespace, nil)
 	default:
-		add(-1, "", js, "")
+		add(-1, "", js, "", &h)
 	}
 	return pd, errs
 }
@@ -219,12 +219,16 @@ func (h *header) gvk() (schema.GroupVersionKind, error) {
 }
 
 // object decodes one object. A workload is decoded strictly into its typed object; any
-// other kind is only identified. It returns the entry, or every reason why the object
+// other kind is only identified. h is the object's header when the caller has read it
+// already (nil: object reads it). It returns the entry, or every reason why the object
 // cannot be identified or decoded.
-func (r *reader) object(doc *manifest.Document, item int, pointer string, raw []byte, defaultNS string) (*entry, []error) {
-	h, err := readHeader(raw)
-	if err != nil {
-		return nil, []error{err}
+func (r *reader) object(doc *manifest.Document, item int, pointer string, raw []byte, defaultNS string, h *header) (*entry, []error) {
+	if h == nil {
+		read, err := readHeader(raw)
+		if err != nil {
+			return nil, []error{err}
+		}
+		h = &read
 	}
 	gvk, err := h.gvk()
 	if err != nil {
@@ -253,7 +257,7 @@ func (r *reader) object(doc *manifest.Document, item int, pointer string, raw []
 	}
 	if related {
 		// Counted like any other kind, and read for the cross-object policies.
-		obj, err := r.decoder.Decode(raw, gvk, true)
+		obj, err := r.decoder.DecodeKnownJSON(raw, gvk)
 		if err != nil {
 			return nil, []error{fmt.Errorf("%s: %w", describe(gvk.Kind, e.Name), err)}
 		}
@@ -261,7 +265,7 @@ func (r *reader) object(doc *manifest.Document, item int, pointer string, raw []
 		return e, nil
 	}
 	var errs []error
-	obj, err := r.decoder.Decode(raw, gvk, true)
+	obj, err := r.decoder.DecodeKnownJSON(raw, gvk)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", describe(gvk.Kind, e.Name), err))
 	}
@@ -332,31 +336,51 @@ func yamlError(err error, first int) (string, int) {
 	return strings.Join(strings.Fields(msg), " "), at
 }
 
-// scan reads every source and parses its documents. Sources are read and parsed
-// concurrently (decoding dominates the CLI's time); the results keep the order of the
-// sources and of the documents in each. It returns the parsed documents, the names of
-// the sources it read and every input error.
+// scan reads every source and parses its documents. The sources are read and split in
+// order, and their documents parsed on every core as they come (decoding dominates the
+// CLI's time, and one large file of many documents must spread as well as many small
+// files); the results keep the order of the sources and of the documents in each. It
+// returns the parsed documents, the names of the sources it read and every input error.
 func (r *reader) scan(ctx context.Context, args []string, stdin io.Reader) ([]parsedDoc, []string, []*manifest.Error) {
 	srcs, errs := manifest.ExpandSources(args)
 	type scanned struct {
-		read bool
-		docs []parsedDoc
-		errs []*manifest.Error
+		read    bool
+		split   []manifest.Document
+		errs    []*manifest.Error // reading or splitting the source
+		docs    []parsedDoc
+		docErrs [][]*manifest.Error // parsing each document
 	}
 	results := make([]scanned, len(srcs))
-	next := make(chan int)
+	type job struct{ source, doc int }
+	jobs := make(chan job, 64)
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(srcs)) {
+	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
-			for i := range next {
-				results[i].read, results[i].docs, results[i].errs = r.scanSource(ctx, srcs[i], stdin)
+			for j := range jobs {
+				res := &results[j.source]
+				res.docs[j.doc], res.docErrs[j.doc] = r.parse(&res.split[j.doc])
 			}
 		})
 	}
-	for i := range srcs {
-		next <- i
+	for i, s := range srcs {
+		if ctx.Err() != nil {
+			break // reported once below
+		}
+		res := &results[i]
+		data, err := manifest.ReadSource(s, stdin)
+		if err != nil {
+			res.errs = []*manifest.Error{manifest.FileError(s.Name, err)}
+			continue
+		}
+		res.read = true
+		res.split, res.errs = manifest.SplitDocuments(s.Name, data)
+		res.docs = make([]parsedDoc, len(res.split))
+		res.docErrs = make([][]*manifest.Error, len(res.split))
+		for d := range res.split {
+			jobs <- job{i, d}
+		}
 	}
-	close(next)
+	close(jobs)
 	wg.Wait()
 
 	var (
@@ -369,30 +393,14 @@ func (r *reader) scan(ctx context.Context, args []string, stdin io.Reader) ([]pa
 		}
 		docs = append(docs, res.docs...)
 		errs = append(errs, res.errs...)
+		for _, de := range res.docErrs {
+			errs = append(errs, de...)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		errs = append(errs, manifest.FileError(strings.Join(args, ", "), fmt.Errorf("interrupted: %w", err)))
 	}
 	return docs, names, errs
-}
-
-// scanSource reads, splits and parses one source; read is false when it could not be read.
-func (r *reader) scanSource(ctx context.Context, s manifest.Source, stdin io.Reader) (read bool, docs []parsedDoc, errs []*manifest.Error) {
-	if ctx.Err() != nil {
-		return false, nil, nil // reported once by scan
-	}
-	data, err := manifest.ReadSource(s, stdin)
-	if err != nil {
-		return false, nil, []*manifest.Error{manifest.FileError(s.Name, err)}
-	}
-	split, errs := manifest.SplitDocuments(s.Name, data)
-	docs = make([]parsedDoc, 0, len(split))
-	for i := range split {
-		pd, parseErrs := r.parse(&split[i])
-		errs = append(errs, parseErrs...)
-		docs = append(docs, pd)
-	}
-	return true, docs, errs
 }
 
 // newInputReader checks the input flags that check and fix share and loads the config. It
