@@ -68,6 +68,9 @@ func MatchConditions(cfg *Config) []MatchCondition {
 		active = append(active, p)
 	}
 	unsent := unsentNamespaces(cfg)
+	if unsent == everyNamespace {
+		return nil // nothing would ever be cleared
+	}
 	out := make([]MatchCondition, 0, len(workloadKinds))
 	for i := range workloadKinds {
 		k := &workloadKinds[i]
@@ -106,10 +109,16 @@ func unsentNamespaces(cfg *Config) string {
 	}
 	alts := make([]string, 0, len(globs))
 	for _, g := range globs {
+		if g == "*" {
+			return everyNamespace
+		}
 		alts = append(alts, globRegexp(g))
 	}
 	return "^(" + strings.Join(alts, "|") + ")$"
 }
+
+// everyNamespace is unsentNamespaces' answer when a glob matches every namespace.
+const everyNamespace = "^(.*)$"
 
 // globRegexp turns a path.Match glob into a regular expression that matches at least every
 // string the glob matches.

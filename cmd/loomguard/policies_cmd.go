@@ -8,25 +8,31 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/loomguard/loomguard/policies"
 )
 
 func policiesCommand(args []string, stdout, stderr io.Writer) int {
 	f := newFlags(commandHelp{
 		name:  "policies",
-		usage: "policies [-o text|wide|json|markdown] [--config FILE]",
+		usage: "policies [-o text|wide|json|markdown|match-conditions] [--config FILE]",
 		description: `List the policies in the order their fixes apply: ID, the action in force (from
 --config, else the built-in Loom defaults), whether the policy fixes what it checks,
 and its description. "wide" adds the fields each policy reads; "json" has everything;
-"markdown" is the policy reference, docs/policies.md, which is generated with it.`,
+"markdown" is the policy reference, docs/policies.md, which is generated with it.
+"match-conditions" prints, as YAML, the matchConditions that loomguard serve keeps on
+both of its webhooks under the config: the API server skips loomguard for the objects
+they clear (docs/match-conditions.md); an empty list means every object is sent.`,
 		exitCodes: `  0  listed
   2  usage or config error`,
 		examples: `  loomguard policies
   loomguard policies -o wide --config loomguard.yaml
-  loomguard policies -o markdown > docs/policies.md   # or: go generate ./cmd/loomguard`,
+  loomguard policies -o markdown > docs/policies.md   # or: go generate ./cmd/loomguard
+  loomguard policies -o match-conditions --config loomguard.yaml`,
 	}, stderr)
-	output := newChoice("text", "text", "wide", "json", "markdown")
-	f.VarP(output, "output", "o", "output format: text, wide, json or markdown")
+	output := newChoice("text", "text", "wide", "json", "markdown", "match-conditions")
+	f.VarP(output, "output", "o", "output format: text, wide, json, markdown or match-conditions")
 	configPath := f.StringP("config", "c", "", "loomguard config `FILE` (default: the built-in Loom defaults)")
 	if code, done := f.parse(args, stdout, stderr); done {
 		return code
@@ -38,6 +44,8 @@ and its description. "wide" adds the fields each policy reads; "json" has everyt
 	list := describePolicies(engine)
 	var err error
 	switch output.value {
+	case "match-conditions":
+		err = writeMatchConditions(stdout, policies.MatchConditions(engine.Config()))
 	case "json":
 		err = writePoliciesJSON(stdout, list)
 	case "markdown":
@@ -241,4 +249,17 @@ func writePoliciesMarkdown(w io.Writer, list []policyInfo, configPath string) er
 func markdownCell(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
 	return strings.ReplaceAll(s, "|", `\|`)
+}
+
+// writeMatchConditions writes conds as the matchConditions field of a webhook, in YAML.
+func writeMatchConditions(w io.Writer, conds []policies.MatchCondition) error {
+	if conds == nil {
+		conds = []policies.MatchCondition{}
+	}
+	out, err := yaml.Marshal(map[string]any{"matchConditions": conds})
+	if err != nil {
+		return fmt.Errorf("encoding the matchConditions: %w", err)
+	}
+	_, err = w.Write(out)
+	return err
 }
