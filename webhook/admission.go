@@ -18,6 +18,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -282,8 +283,8 @@ func allowed(msg string) admission.Response {
 }
 
 // decode decodes the request's object (or old object) into its workload view.
-func (h *Handlers) decode(r *review, raw []byte) (*policies.Workload, error) {
-	obj, err := decodeObject(h.decoder, raw, r.gvk)
+func (h *Handlers) decode(r *review, ext *runtime.RawExtension) (*policies.Workload, error) {
+	obj, err := decodeObject(h.decoder, ext, r.gvk)
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +302,7 @@ func (h *Handlers) unchanged(r *review, w *policies.Workload) bool {
 	if r.req.Operation != admissionv1.Update {
 		return false
 	}
-	old, err := h.decode(r, r.req.OldObject.Raw)
+	old, err := h.decode(r, &r.req.OldObject)
 	if err != nil {
 		return false
 	}
@@ -329,7 +330,7 @@ func (h *Handlers) begin(ctx context.Context, r *review) (*policies.Engine, *pol
 	if late := r.expired(ctx); late != nil {
 		return nil, nil, late
 	}
-	w, err := h.decode(r, r.req.Object.Raw)
+	w, err := h.decode(r, &r.req.Object)
 	if err != nil {
 		return nil, nil, r.fail(reasonUndecodable, http.StatusBadRequest, metav1.StatusReasonBadRequest,
 			fmt.Sprintf("loomguard cannot decode %s: %v", r.object(), err))
@@ -426,7 +427,7 @@ func kubeletMirror(r *review, w *policies.Workload) bool {
 // violations were judged when it was admitted; `loomguard check` and the audit report them
 // on the Pod as a whole. An undecodable old object leaves the report whole.
 func (h *Handlers) onlyNew(r *review, engine *policies.Engine, report *policies.Report) {
-	old, err := h.decode(r, r.req.OldObject.Raw)
+	old, err := h.decode(r, &r.req.OldObject)
 	if err != nil {
 		return
 	}

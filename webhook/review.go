@@ -282,13 +282,23 @@ func (h reviewHandler) readBody(w http.ResponseWriter, r *http.Request, buf *byt
 	return nil
 }
 
-// decodeReview decodes an AdmissionReview v1, or says what is wrong with it.
+// decodeReview decodes an AdmissionReview v1, or says what is wrong with it: in one pass
+// where it can (decodeReviewOnce), with the Kubernetes decoder otherwise. The request's
+// RawExtensions are slices of body.
 func decodeReview(body []byte) (*admissionv1.AdmissionReview, *failed) {
-	var ar admissionv1.AdmissionReview
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(body, &ar); err != nil {
-		return nil, &failed{code: http.StatusBadRequest, reason: reasonMalformed, uid: peekUID(body),
-			msg: fmt.Sprintf("decoding the admission review: %v", err)}
+	ar, ok := decodeReviewOnce(body)
+	if !ok {
+		ar = &admissionv1.AdmissionReview{}
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(body, ar); err != nil {
+			return nil, &failed{code: http.StatusBadRequest, reason: reasonMalformed, uid: peekUID(body),
+				msg: fmt.Sprintf("decoding the admission review: %v", err)}
+		}
 	}
+	return checkReview(ar)
+}
+
+// checkReview answers a decoded review that is no AdmissionReview v1 request.
+func checkReview(ar *admissionv1.AdmissionReview) (*admissionv1.AdmissionReview, *failed) {
 	var uid types.UID
 	if ar.Request != nil {
 		uid = ar.Request.UID
@@ -300,7 +310,7 @@ func decodeReview(body []byte) (*admissionv1.AdmissionReview, *failed) {
 	if ar.Request == nil {
 		return nil, &failed{code: http.StatusBadRequest, reason: reasonBadRequest, msg: "the admission review has no request"}
 	}
-	return &ar, nil
+	return ar, nil
 }
 
 // peekUID reads request.uid from a body that does not decode as a review, so that even an
