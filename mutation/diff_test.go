@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"gomodules.xyz/jsonpatch/v2"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	kjson "sigs.k8s.io/json"
@@ -78,7 +79,7 @@ func workload(raw []byte) *policies.Workload {
 
 // fixtureDocuments returns every YAML document under the repository's test data, as JSON,
 // named by file and index.
-func fixtureDocuments(t *testing.T) map[string][]byte {
+func fixtureDocuments(t testing.TB) map[string][]byte {
 	t.Helper()
 	docs := map[string][]byte{}
 	for _, root := range []string{"../policies/testdata", "../cmd/loomguard/testdata", "../test/e2e/testdata"} {
@@ -334,4 +335,57 @@ func TestEncodePatch(t *testing.T) {
 	if _, err := EncodePatch([]jsonpatch.Operation{{Operation: "add", Path: "/bad", Value: json.Number("x")}}); err == nil {
 		t.Error("EncodePatch accepted an invalid number")
 	}
+}
+
+// jsonSamples are documents decodeJSON must read as encoding/json does: every fixture,
+// and values in the spellings and odd shapes JSON allows.
+func jsonSamples(t testing.TB) [][]byte {
+	samples := [][]byte{
+		[]byte(`null`), []byte(`true`), []byte(` false `), []byte(`"s"`), []byte(`[]`), []byte(`{}`),
+		[]byte(`-0`), []byte(`1.50e+10`), []byte(`12345678901234567890123`), []byte(`-1E-7`),
+		[]byte(`{"a":[1,"2",null,true,{"b":{}}],"":"","\u00e9\ud83d\ude00":"\n\t\"\\\/"}`),
+		[]byte(`{"a":1} trailing`), []byte(`[1,2] [3]`), []byte("\t\r\n [ ] "),
+		[]byte(`{"a":1,"a":2}`), []byte(`{"a":{"b":1},"a":{"c":2}}`), []byte("\"\xff\""), []byte(`"\ud800"`),
+		[]byte(`{"a":`), []byte(`[1,]`), []byte(`{"a" 1}`), []byte(`01`), []byte(`nul`), []byte(``), []byte(`}`),
+		[]byte(strings.Repeat("[", 10001) + strings.Repeat("]", 10001)),
+	}
+	for _, doc := range fixtureDocuments(t) {
+		samples = append(samples, doc)
+	}
+	return samples
+}
+
+// sameAsV1 fails t unless decodeJSON reads data as encoding/json does (decodeJSONv1): the
+// same value, or an error from both.
+func sameAsV1(t *testing.T, data []byte) {
+	t.Helper()
+	got, gotErr := decodeJSON(data)
+	want, wantErr := decodeJSONv1(data)
+	if (gotErr == nil) != (wantErr == nil) || !reflect.DeepEqual(got, want) {
+		t.Fatalf("decodeJSON(%.200q) = %#v, %v; encoding/json: %#v, %v", data, got, gotErr, want, wantErr)
+	}
+}
+
+func TestDecodeJSONMatchesEncodingJSON(t *testing.T) {
+	for _, data := range jsonSamples(t) {
+		sameAsV1(t, data)
+	}
+	// The tokenizer reads every fixture itself, without encoding/json.
+	for name, doc := range fixtureDocuments(t) {
+		if _, err := readJSON(jsontext.NewDecoder(bytes.NewReader(doc))); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// FuzzDecodeJSON holds decodeJSON to encoding/json on any input.
+//
+//	go test ./mutation -run '^$' -fuzz FuzzDecodeJSON -fuzztime 5m -parallel 1
+func FuzzDecodeJSON(f *testing.F) {
+	for _, data := range jsonSamples(f) {
+		if len(data) < 16<<10 {
+			f.Add(data)
+		}
+	}
+	f.Fuzz(sameAsV1)
 }

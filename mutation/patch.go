@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"gomodules.xyz/jsonpatch/v2"
 	"k8s.io/apimachinery/pkg/runtime"
 	kjson "sigs.k8s.io/json"
@@ -116,8 +117,14 @@ func roundTrip(raw []byte, obj runtime.Object) (runtime.Object, []byte, error) {
 	if !ok {
 		return nil, nil, fmt.Errorf("%T is not an API object", obj)
 	}
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, fresh); err != nil {
-		return nil, nil, fmt.Errorf("decoding the original: %w", err)
+	// encoding/json/v2 decodes the API types as the Kubernetes decoder does wherever it
+	// accepts a document (the webhook's decodeObject); what it refuses, the Kubernetes
+	// decoder reads or explains.
+	if err := jsonv2.Unmarshal(raw, fresh); err != nil {
+		fresh = reflect.New(reflect.TypeOf(obj).Elem()).Interface().(runtime.Object)
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, fresh); err != nil {
+			return nil, nil, fmt.Errorf("decoding the original: %w", err)
+		}
 	}
 	same, err := json.Marshal(fresh)
 	if err != nil {
