@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
 )
 
 // Manager issues, rotates and distributes loomguard's serving certificate. Build it with
@@ -230,41 +231,57 @@ func (r *Rotator) reconcile(ctx context.Context) (time.Time, error) {
 
 func (m *Manager) injectMutating(ctx context.Context, name string, bundle []byte) error {
 	api := m.o.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	cfg, err := api.Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
+	changed := false
+	// Other writers of the same object (loomguard's match-condition syncer, an apply) win a
+	// conflict: reread and set the caBundle on their version.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cfg, err := api.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if !setBundle(len(cfg.Webhooks), func(i int) *admissionregistrationv1.WebhookClientConfig { return &cfg.Webhooks[i].ClientConfig }, bundle) {
+			return nil
+		}
+		_, err = api.Update(ctx, cfg, metav1.UpdateOptions{FieldManager: fieldManager})
+		changed = err == nil
+		return err
+	})
+	switch {
+	case apierrors.IsNotFound(err):
 		m.log.Info("MutatingWebhookConfiguration not found; its caBundle is set when it is created", "name", name)
 		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading MutatingWebhookConfiguration %s: %w", name, err)
-	}
-	if !setBundle(len(cfg.Webhooks), func(i int) *admissionregistrationv1.WebhookClientConfig { return &cfg.Webhooks[i].ClientConfig }, bundle) {
-		return nil
-	}
-	if _, err := api.Update(ctx, cfg, metav1.UpdateOptions{FieldManager: fieldManager}); err != nil {
+	case err != nil:
 		return fmt.Errorf("injecting the caBundle into MutatingWebhookConfiguration %s: %w", name, err)
+	case changed:
+		m.log.Info("injected the caBundle", "mutatingWebhookConfiguration", name)
 	}
-	m.log.Info("injected the caBundle", "mutatingWebhookConfiguration", name)
 	return nil
 }
 
 func (m *Manager) injectValidating(ctx context.Context, name string, bundle []byte) error {
 	api := m.o.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations()
-	cfg, err := api.Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
+	changed := false
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cfg, err := api.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if !setBundle(len(cfg.Webhooks), func(i int) *admissionregistrationv1.WebhookClientConfig { return &cfg.Webhooks[i].ClientConfig }, bundle) {
+			return nil
+		}
+		_, err = api.Update(ctx, cfg, metav1.UpdateOptions{FieldManager: fieldManager})
+		changed = err == nil
+		return err
+	})
+	switch {
+	case apierrors.IsNotFound(err):
 		m.log.Info("ValidatingWebhookConfiguration not found; its caBundle is set when it is created", "name", name)
 		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading ValidatingWebhookConfiguration %s: %w", name, err)
-	}
-	if !setBundle(len(cfg.Webhooks), func(i int) *admissionregistrationv1.WebhookClientConfig { return &cfg.Webhooks[i].ClientConfig }, bundle) {
-		return nil
-	}
-	if _, err := api.Update(ctx, cfg, metav1.UpdateOptions{FieldManager: fieldManager}); err != nil {
+	case err != nil:
 		return fmt.Errorf("injecting the caBundle into ValidatingWebhookConfiguration %s: %w", name, err)
+	case changed:
+		m.log.Info("injected the caBundle", "validatingWebhookConfiguration", name)
 	}
-	m.log.Info("injected the caBundle", "validatingWebhookConfiguration", name)
 	return nil
 }
 

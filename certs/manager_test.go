@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -369,5 +370,63 @@ func TestWriteFilesSwapsAtomically(t *testing.T) {
 			want, nextSwap = next.leaf, time.Now().Add(time.Second)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestInjectRetriesConflicts: another writer of the webhook configurations (loomguard's
+// match-condition syncer) updates them between the rotator's read and write; the rotator
+// rereads and sets the caBundle on the other writer's version, keeping its change.
+func TestInjectRetriesConflicts(t *testing.T) {
+	client := fake.NewClientset(append(webhookConfigs(), emptySecret())...)
+	conflicts := map[string]int{}
+	other := []admissionregistrationv1.MatchCondition{{Name: "other-writer", Expression: "true"}}
+	for _, res := range []string{"mutatingwebhookconfigurations", "validatingwebhookconfigurations"} {
+		client.PrependReactor("update", res, func(a k8stesting.Action) (bool, runtime.Object, error) {
+			if conflicts[res] > 0 {
+				return false, nil, nil
+			}
+			conflicts[res]++
+			name := a.(k8stesting.UpdateAction).GetObject().(metav1.Object).GetName()
+			cur, err := client.Tracker().Get(a.GetResource(), "", name)
+			if err != nil {
+				return true, nil, err
+			}
+			switch o := cur.DeepCopyObject().(type) {
+			case *admissionregistrationv1.MutatingWebhookConfiguration:
+				o.Webhooks[0].MatchConditions = other
+				err = client.Tracker().Update(a.GetResource(), o, "")
+			case *admissionregistrationv1.ValidatingWebhookConfiguration:
+				o.Webhooks[0].MatchConditions = other
+				err = client.Tracker().Update(a.GetResource(), o, "")
+			}
+			if err != nil {
+				return true, nil, err
+			}
+			return true, nil, apierrors.NewConflict(schema.GroupResource{Group: admissionregistrationv1.GroupName, Resource: res}, name, errors.New("the object has been modified"))
+		})
+	}
+	m, _ := newTestManager(t, client, nil)
+	ctx := context.Background()
+	if _, err := m.Rotator().reconcile(ctx); err != nil {
+		t.Fatalf("reconcile() = %v, want the conflicts retried", err)
+	}
+	bundle := getSecret(t, client).Data[CACertKey]
+	mut, _ := client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, DefaultWebhookConfigurationName, metav1.GetOptions{})
+	val, _ := client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, DefaultWebhookConfigurationName, metav1.GetOptions{})
+	if conflicts["mutatingwebhookconfigurations"] != 1 || conflicts["validatingwebhookconfigurations"] != 1 {
+		t.Fatalf("conflicts %v, want one per configuration", conflicts)
+	}
+	for _, w := range mut.Webhooks {
+		if !bytes.Equal(w.ClientConfig.CABundle, bundle) {
+			t.Errorf("mutating webhook %s: caBundle not injected after the conflict", w.Name)
+		}
+	}
+	for _, w := range val.Webhooks {
+		if !bytes.Equal(w.ClientConfig.CABundle, bundle) {
+			t.Errorf("validating webhook %s: caBundle not injected after the conflict", w.Name)
+		}
+	}
+	if len(mut.Webhooks[0].MatchConditions) != 1 || len(val.Webhooks[0].MatchConditions) != 1 {
+		t.Errorf("the other writer's matchConditions were undone: %v, %v", mut.Webhooks[0].MatchConditions, val.Webhooks[0].MatchConditions)
 	}
 }
