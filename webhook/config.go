@@ -3,6 +3,9 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -88,6 +91,8 @@ type ConfigReloader struct {
 	mu      sync.Mutex
 	last    []byte // content of the last file read, good or bad
 	lastErr string // last read error, so that a missing file is reported once
+	// changed are the channels of Subscribe, each told of every new engine in force.
+	changed []chan struct{}
 }
 
 // NewConfigReloader returns a reloader for the config file at path; an empty path means the
@@ -126,9 +131,44 @@ func (c *ConfigReloader) Load() error {
 		return err
 	}
 	c.last = data
-	c.engine.Store(e)
-	c.log.Info("config loaded", "path", c.name(), "exceptions", len(e.Exceptions()))
+	c.store(e)
+	c.log.Info("config loaded", "path", c.name(), "digest", ConfigDigest(e.Config()), "exceptions", len(e.Exceptions()))
 	return nil
+}
+
+// Subscribe returns a channel that receives a value after every change of the engine in
+// force (the first load and each reload that loads; never for a rejected config). It
+// holds one value: a reader that falls behind sees a burst of changes as one, and reads
+// the engine in force itself.
+func (c *ConfigReloader) Subscribe() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan struct{}, 1)
+	c.changed = append(c.changed, ch)
+	return ch
+}
+
+// store puts e in force and tells the subscribers; c.mu is held.
+func (c *ConfigReloader) store(e *policies.Engine) {
+	c.engine.Store(e)
+	for _, ch := range c.changed {
+		select {
+		case ch <- struct{}{}:
+		default: // a change is pending already
+		}
+	}
+}
+
+// ConfigDigest identifies a config by content: the first 12 hex digits of the SHA-256 of its
+// JSON encoding (map keys sorted), the same on every replica. The reloader's and the
+// match-condition syncer's log lines carry it.
+func ConfigDigest(cfg *policies.Config) string {
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		return "unknown"
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:6])
 }
 
 func (c *ConfigReloader) name() string {
@@ -171,9 +211,9 @@ func (c *ConfigReloader) Reload() bool {
 		c.log.Error(err, "rejected the new config; keeping the last good config", "path", c.path, "errors", msgs)
 		return false
 	}
-	c.engine.Store(e)
+	c.store(e)
 	c.metrics.reload(true)
-	c.log.Info("config reloaded", "path", c.path, "exceptions", len(e.Exceptions()))
+	c.log.Info("config reloaded", "path", c.path, "digest", ConfigDigest(e.Config()), "exceptions", len(e.Exceptions()))
 	return true
 }
 

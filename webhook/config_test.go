@@ -230,3 +230,60 @@ func TestConfigReloadPlainFile(t *testing.T) {
 		return h.engine.Load() != first && h.engine.Load().Action("image-tag", "loom") == policies.ActionAudit
 	})
 }
+
+// TestConfigReloaderSubscribe: a subscriber hears of every config put in force, the first
+// load included, and of nothing else (an unchanged file, a rejected config).
+func TestConfigReloaderSubscribe(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("")
+	h := newHarness(t, "")
+	r := NewConfigReloader(path, &h.engine, h.metrics, quiet(), testClock)
+	first, second := r.Subscribe(), r.Subscribe()
+	pending := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	if err := r.Load(); err != nil {
+		t.Fatal(err)
+	}
+	for step, tc := range []struct {
+		content string // "" keeps the file
+		want    bool
+	}{
+		{want: true},               // the first load
+		{content: "", want: false}, // unchanged
+		{content: warnImageTag, want: true},
+		{content: badConfig, want: false},   // rejected
+		{content: warnImageTag, want: true}, // after a rejection, loaded anew
+		{content: auditImageTag, want: true},
+	} {
+		if step > 0 {
+			write(tc.content)
+			r.Reload()
+		}
+		if got := pending(first); got != tc.want {
+			t.Errorf("step %d: first subscriber notified %v, want %v", step, got, tc.want)
+		}
+		if got := pending(second); got != tc.want {
+			t.Errorf("step %d: second subscriber notified %v, want %v", step, got, tc.want)
+		}
+	}
+	// Two changes unread make one pending value.
+	write(warnImageTag)
+	r.Reload()
+	write(auditImageTag)
+	r.Reload()
+	if !pending(first) || pending(first) {
+		t.Error("two unread changes: want exactly one pending value")
+	}
+}
