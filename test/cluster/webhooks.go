@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -167,8 +168,12 @@ func (c *Cluster) UnregisterWebhooks(ctx context.Context) error {
 // WaitForWebhooks waits until the API server sends admission reviews to both of loomguard's
 // webhooks: the API server loads webhook configurations asynchronously, so a request right
 // after registration may skip them. It dry-runs the creation of a Deployment in the default
-// namespace (whatever the verdict) until loomguard's request counters for mutate and
-// validate have both gone up.
+// namespace (whatever the verdict) until, for each webhook, loomguard's request counter went
+// up or the API server counted the probe as excluded by the webhook's matchConditions
+// (apiserver_admission_match_condition_exclusions_total): loomguard keeps matchConditions
+// that let the API server skip objects that certainly pass, and a config under which the
+// probe passes would otherwise never see it called. Either way the API server has loaded
+// the configuration.
 func (c *Cluster) WaitForWebhooks(ctx context.Context) error {
 	count := func(ctx context.Context) (mutate, validate float64, err error) {
 		samples, err := c.LoomguardMetric(ctx, "loomguard_admission_requests_total")
@@ -183,7 +188,11 @@ func (c *Cluster) WaitForWebhooks(ctx context.Context) error {
 				validate += v
 			}
 		}
-		return mutate, validate, nil
+		excludedM, excludedV, err := c.matchConditionExclusions(ctx)
+		if err != nil {
+			return 0, 0, err
+		}
+		return mutate + excludedM, validate + excludedV, nil
 	}
 	m0, v0, err := count(ctx)
 	if err != nil {
@@ -199,8 +208,48 @@ func (c *Cluster) WaitForWebhooks(ctx context.Context) error {
 		if m > m0 && v > v0 {
 			return nil
 		}
-		return fmt.Errorf("webhooks not called yet (mutate %v→%v, validate %v→%v; last dry run: %v)", m0, m, v0, v, err)
+		return fmt.Errorf("webhooks neither called nor excluded by their matchConditions yet (mutate %v→%v, validate %v→%v; last dry run: %v)", m0, m, v0, v, err)
 	})
+}
+
+// matchConditionExclusions reads from the API server's /metrics how many requests it did
+// not send to each of loomguard's webhooks because a matchCondition was false.
+func (c *Cluster) matchConditionExclusions(ctx context.Context) (mutate, validate float64, err error) {
+	const metric = "apiserver_admission_match_condition_exclusions_total{"
+	data, err := c.clientset.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading the API server's metrics: %w", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, metric) {
+			continue
+		}
+		end := strings.LastIndex(line, "}")
+		if end < 0 {
+			continue
+		}
+		fields := strings.Fields(line[end+1:])
+		if len(fields) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("parsing the API server's metric line %q: %w", line, err)
+		}
+		switch labels := line[:end]; {
+		case strings.Contains(labels, `name="`+mutatingWebhook+`"`):
+			mutate += v
+		case strings.Contains(labels, `name="`+validatingWebhook+`"`):
+			validate += v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, 0, fmt.Errorf("reading the API server's metrics: %w", err)
+	}
+	return mutate, validate, nil
 }
 
 // probeDeployment is the object WaitForWebhooks dry-runs.
