@@ -53,6 +53,11 @@ const (
 	reloadSuccess = "success"
 	reloadError   = "error"
 
+	// result label of webhook_match_condition_updates_total
+	matchUpdateSuccess  = "success"
+	matchUpdateError    = "error"
+	matchUpdateRejected = "rejected"
+
 	// state label of exceptions
 	exceptionActive  = "active"
 	exceptionExpired = "expired"
@@ -72,6 +77,9 @@ type Metrics struct {
 	reloads    *prometheus.CounterVec
 	certExpiry prometheus.Gauge
 	exceptions *exceptionCollector
+	// matchConditions and matchConditionUpdates are the match-condition syncer's.
+	matchConditions       *prometheus.GaugeVec
+	matchConditionUpdates *prometheus.CounterVec
 }
 
 // NewMetrics creates loomguard's metrics and registers them with reg (controller-runtime's
@@ -112,6 +120,14 @@ func NewMetrics(reg prometheus.Registerer, engine func() *policies.Engine) (*Met
 			Help: "Expiry (notAfter) of the serving certificate in force, in Unix seconds.",
 		}),
 		exceptions: newExceptionCollector(engine),
+		matchConditions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "loomguard_webhook_match_conditions",
+			Help: "matchConditions of loomguard's webhook (validate, mutate) in the live webhook configuration, as the match-condition syncer last set or found them; 0: the API server calls the webhook for every object its rules match. Only the replica that syncs has series.",
+		}, []string{"webhook"}),
+		matchConditionUpdates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loomguard_webhook_match_condition_updates_total",
+			Help: "Updates of a webhook's matchConditions by the match-condition syncer, by webhook (validate, mutate) and result: success, error (retried), rejected (the API server refused the conditions, which were removed instead).",
+		}, []string{"webhook", "result"}),
 	}
 	var err error
 	if m.requests, err = register(reg, m.requests); err != nil {
@@ -133,6 +149,12 @@ func NewMetrics(reg prometheus.Registerer, engine func() *policies.Engine) (*Met
 		return nil, err
 	}
 	if m.certExpiry, err = register(reg, m.certExpiry); err != nil {
+		return nil, err
+	}
+	if m.matchConditions, err = register(reg, m.matchConditions); err != nil {
+		return nil, err
+	}
+	if m.matchConditionUpdates, err = register(reg, m.matchConditionUpdates); err != nil {
 		return nil, err
 	}
 	existing, err := register(reg, m.exceptions)
