@@ -47,7 +47,7 @@ func addAuditFlags(fs *pflag.FlagSet, f *auditServeFlags) {
 	fs.IntVar(&f.maxNamespaces, "audit-max-namespaces", audit.DefaultMaxNamespaces,
 		`namespace label values of loomguard_audit_violations: the namespaces with the most violations keep theirs, the others are summed under "_other"`)
 	fs.BoolVar(&f.events, "audit-events", false, "record a Warning Event on each workload with a new audit finding (needs RBAC to create events)")
-	fs.BoolVar(&f.leaderElect, "leader-elect", true, "with a cluster, only the replica holding the Lease "+auditLeaseName+" audits (admission runs on every replica); without a cluster there is no election")
+	fs.BoolVar(&f.leaderElect, "leader-elect", true, "with a cluster, only the replica holding the Lease "+auditLeaseName+" audits, rotates self-managed certificates and writes the webhooks' matchConditions (admission runs on every replica); without a cluster there is no election")
 	fs.StringVar(&f.leaseNamespace, "leader-election-namespace", "", "namespace of the Lease (default: $"+leaseNamespaceEnv+", else "+defaultLeaseNamespace+")")
 }
 
@@ -77,7 +77,7 @@ func (f *auditServeFlags) validate(lookupEnv func(string) (string, bool)) error 
 // serverOptions adds to o what the audit needs from the server: leader election with
 // the Lease --leader-election-namespace/loomguard-audit (with a cluster and --leader-elect;
 // the manager's one Lease elects the replica that runs every leader-elected Runnable: the
-// audit, and the self-managed certificate rotation), and, for the audit's back-to-back
+// audit, the self-managed certificate rotation and the match-condition syncer), and, for the audit's back-to-back
 // pages, a client-side rate limit above client-go's default when the kubeconfig sets none.
 func (f *auditServeFlags) serverOptions(restConfig *rest.Config, o webhook.ServerOptions) webhook.ServerOptions {
 	if restConfig == nil {

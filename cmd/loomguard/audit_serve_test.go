@@ -118,3 +118,12 @@ func TestServeHelpListsAuditFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestServeHelpListsMatchConditionFlags(t *testing.T) {
+	res := runCLI(t, "", "serve", "--help")
+	for _, flag := range []string{"--match-conditions ", "--mutating-webhook-configuration string", "--validating-webhook-configuration string"} {
+		if !strings.Contains(res.stdout, flag) {
+			t.Errorf("serve --help does not list %s", flag)
+		}
+	}
+}

@@ -50,8 +50,9 @@ type serveFlags struct {
 	shutdownTimeout        time.Duration
 	maxInFlight            int
 	clientCAFile           string
-	certs                  certFlags       // serve_certs.go
-	audit                  auditServeFlags // audit_serve.go
+	certs                  certFlags           // serve_certs.go
+	audit                  auditServeFlags     // audit_serve.go
+	match                  matchConditionFlags // serve_match.go
 }
 
 func newServeFlagSet(f *serveFlags, stderr io.Writer) *pflag.FlagSet {
@@ -77,6 +78,7 @@ func newServeFlagSet(f *serveFlags, stderr io.Writer) *pflag.FlagSet {
 	fs.IntVar(&f.maxInFlight, "max-in-flight", webhook.DefaultMaxInFlight, "reviews worked on at once; more wait for a slot up to half their timeout, then are refused with 429 and Retry-After, which the API server retries (sized for the Deployment's 512Mi memory limit)")
 	addCertFlags(fs, &f.certs)
 	addAuditFlags(fs, &f.audit)
+	addMatchConditionFlags(fs, &f.match)
 	return fs
 }
 
@@ -315,6 +317,10 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 	}
 	if err := addAuditor(srv, &f.audit, log); err != nil {
+		fmt.Fprintf(stderr, "loomguard serve: %v\n", err)
+		return exitServeFailed
+	}
+	if err := addMatchConditionsSyncer(srv, &f.match, restConfig, f.audit.leaderElect, log); err != nil {
 		fmt.Fprintf(stderr, "loomguard serve: %v\n", err)
 		return exitServeFailed
 	}

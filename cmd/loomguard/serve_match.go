@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/loomguard/loomguard/certs"
+	"github.com/loomguard/loomguard/webhook"
+)
+
+// matchConditionFlags are serve's flags for the webhooks' matchConditions.
+type matchConditionFlags struct {
+	enabled    bool
+	mutating   string
+	validating string
+}
+
+// addMatchConditionFlags registers the match-condition flags on serve's flag set.
+func addMatchConditionFlags(fs *pflag.FlagSet, f *matchConditionFlags) {
+	fs.BoolVar(&f.enabled, "match-conditions", true, "keep the matchConditions of loomguard's webhooks in the webhook configurations in step with the config in force, so that the API server skips the calls for objects that certainly pass (needs a cluster and --leader-elect: the Lease holder writes; --match-conditions=false leaves them alone)")
+	fs.StringVar(&f.mutating, "mutating-webhook-configuration", certs.DefaultWebhookConfigurationName, `MutatingWebhookConfiguration holding `+webhook.MutatingWebhookName+`, whose matchConditions loomguard keeps ("" for none)`)
+	fs.StringVar(&f.validating, "validating-webhook-configuration", certs.DefaultWebhookConfigurationName, `ValidatingWebhookConfiguration holding `+webhook.ValidatingWebhookName+`, whose matchConditions loomguard keeps ("" for none)`)
+}
+
+// addMatchConditionsSyncer adds the match-condition syncer to the server. It is off with
+// --match-conditions=false, without a cluster, with both configurations "", and without
+// leader election (--leader-elect=false), which would make every replica a writer.
+func addMatchConditionsSyncer(srv *webhook.Server, f *matchConditionFlags, restConfig *rest.Config, leaderElect bool, log logr.Logger) error {
+	log = log.WithName("match-conditions")
+	switch {
+	case !f.enabled:
+		log.Info("matchConditions left alone (--match-conditions=false)")
+		return nil
+	case srv.Manager() == nil || restConfig == nil:
+		log.Info("matchConditions left alone: no cluster connection")
+		return nil
+	case f.mutating == "" && f.validating == "":
+		log.Info("matchConditions left alone: no webhook configuration named (--mutating-webhook-configuration and --validating-webhook-configuration are empty)")
+		return nil
+	case !leaderElect:
+		log.Info("matchConditions left alone: they need a single writer, the holder of the Lease (--leader-elect=false)")
+		return nil
+	}
+	client, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return fmt.Errorf("creating the match-condition client: %w", err)
+	}
+	s, err := webhook.NewMatchConditionsSyncer(webhook.MatchConditionsOptions{
+		Client:                         client,
+		MutatingWebhookConfiguration:   f.mutating,
+		ValidatingWebhookConfiguration: f.validating,
+		Engine:                         srv.Engine,
+		Changed:                        srv.Reloader().Subscribe(),
+		Metrics:                        srv.Metrics(),
+		Logger:                         log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := srv.Add(s); err != nil {
+		return fmt.Errorf("adding the match-condition syncer: %w", err)
+	}
+	return nil
+}
