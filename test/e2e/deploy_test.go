@@ -146,6 +146,9 @@ func TestDeploySelfManaged(t *testing.T) {
 		"--cert-validity="+certValidity.String(),
 		"--cert-mutating-webhook-configuration="+mutatingName,
 		"--cert-validating-webhook-configuration="+validatingName,
+		// The matchConditions of the same objects, written next to the caBundle.
+		"--mutating-webhook-configuration="+mutatingName,
+		"--validating-webhook-configuration="+validatingName,
 	)
 	var bundle []byte
 	eventually(t, "the Secret's CA in the caBundle of both webhook configurations", func(ctx context.Context) error {
@@ -176,6 +179,30 @@ func TestDeploySelfManaged(t *testing.T) {
 			}
 		}
 		bundle = ca
+		return nil
+	})
+	// The match-condition syncer, with the same RBAC, on the same objects: each writer
+	// keeps the other's field (the caBundle was checked above, after both started).
+	wantConditions := generatedConditions(t, "")
+	eventually(t, "the generated matchConditions in both webhook configurations", func(ctx context.Context) error {
+		m, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, mutatingName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		v, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, validatingName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, w := range m.Webhooks {
+			if !sameConditions(w.MatchConditions, wantConditions) || !bytes.Equal(w.ClientConfig.CABundle, bundle) {
+				return fmt.Errorf("mutating webhook %s: matchConditions %v (want %v), caBundle kept %v", w.Name, w.MatchConditions, wantConditions, bytes.Equal(w.ClientConfig.CABundle, bundle))
+			}
+		}
+		for _, w := range v.Webhooks {
+			if !sameConditions(w.MatchConditions, wantConditions) || !bytes.Equal(w.ClientConfig.CABundle, bundle) {
+				return fmt.Errorf("validating webhook %s: matchConditions %v (want %v), caBundle kept %v", w.Name, w.MatchConditions, wantConditions, bytes.Equal(w.ClientConfig.CABundle, bundle))
+			}
+		}
 		return nil
 	})
 	roots := x509.NewCertPool()
@@ -268,7 +295,11 @@ func TestDeploySelfManaged(t *testing.T) {
 	start := time.Now()
 	for i := range loadReviews {
 		<-tick.C
+		// Without probes: admitted with a health-probes warning, so that no matchCondition
+		// can spare loomguard the review.
 		d := compliantDeployment(fmt.Sprintf("load-%d", i), 2)
+		d.Spec.Template.Spec.Containers[0].LivenessProbe = nil
+		d.Spec.Template.Spec.Containers[0].ReadinessProbe = nil
 		if _, err := deployments.Create(ctx, d, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
 			mu.Lock()
 			failures = append(failures, fmt.Sprintf("review %d at %s: %v", i, time.Since(start).Round(time.Millisecond), err))

@@ -1,0 +1,168 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/loomguard/loomguard/policies"
+	"github.com/loomguard/loomguard/webhook"
+)
+
+// webhookConfigurationName is the name of both webhook configurations the harness
+// registers (manifests/base/webhook-configurations.yaml), and the default of serve's
+// --mutating-webhook-configuration and --validating-webhook-configuration.
+const webhookConfigurationName = "loomguard"
+
+// generatedConditions are the matchConditions loomguard must keep for config content.
+func generatedConditions(t *testing.T, content string) []admissionregistrationv1.MatchCondition {
+	t.Helper()
+	cfg, errs := policies.LoadConfig([]byte(content))
+	if len(errs) > 0 {
+		t.Fatalf("config %q: %v", content, errs.ToAggregate())
+	}
+	var out []admissionregistrationv1.MatchCondition
+	for _, c := range policies.MatchConditions(cfg) {
+		out = append(out, admissionregistrationv1.MatchCondition{Name: c.Name, Expression: c.Expression})
+	}
+	return out
+}
+
+// liveConditions are the matchConditions of loomguard's two webhooks in the live
+// configurations.
+func (s *scenario) liveConditions(ctx context.Context) (mutating, validating []admissionregistrationv1.MatchCondition, err error) {
+	ar := s.cs.AdmissionregistrationV1()
+	m, err := ar.MutatingWebhookConfigurations().Get(ctx, webhookConfigurationName, metav1.GetOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := ar.ValidatingWebhookConfigurations().Get(ctx, webhookConfigurationName, metav1.GetOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	found := 0
+	for _, w := range m.Webhooks {
+		if w.Name == webhook.MutatingWebhookName {
+			mutating, found = w.MatchConditions, found+1
+		}
+	}
+	for _, w := range v.Webhooks {
+		if w.Name == webhook.ValidatingWebhookName {
+			validating, found = w.MatchConditions, found+1
+		}
+	}
+	if found != 2 {
+		return nil, nil, fmt.Errorf("the live configurations lack loomguard's webhooks: %+v %+v", m.Webhooks, v.Webhooks)
+	}
+	return mutating, validating, nil
+}
+
+// waitForConditions waits until both webhooks carry want.
+func (s *scenario) waitForConditions(what string, want []admissionregistrationv1.MatchCondition) {
+	s.t.Helper()
+	eventually(s.t, what, func(ctx context.Context) error {
+		m, v, err := s.liveConditions(ctx)
+		if err != nil {
+			return err
+		}
+		if !sameConditions(m, want) || !sameConditions(v, want) {
+			return fmt.Errorf("live matchConditions: mutating %v, validating %v; want %v", m, v, want)
+		}
+		return nil
+	})
+}
+
+func sameConditions(a, b []admissionregistrationv1.MatchCondition) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestMatchConditionsFollowConfig: the running loomguard keeps the matchConditions of its
+// webhooks in the live configurations equal to policies.MatchConditions of the config in
+// force: after start, after a config reload, and after someone resets them (a `kubectl
+// apply` of an older manifest, here an update that removes them), without touching the
+// rest of the objects.
+func TestMatchConditionsFollowConfig(t *testing.T) {
+	s := newScenario(t, "e2e-match")
+	ctx := t.Context()
+	base := generatedConditions(t, baseConfig)
+	s.waitForConditions("the base config's matchConditions", base)
+	// The harness's wait for the webhooks still ends with the conditions in place.
+	if err := s.c.WaitForWebhooks(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// A reload to a config whose conditions differ: a namespace of its own actions.
+	changed := "namespaces:\n  - names: [" + s.ns + "]\n    action: warn\n"
+	want := generatedConditions(t, changed)
+	if sameConditions(want, base) {
+		t.Fatalf("the test's config has the base config's matchConditions %v: pick one that changes them", base)
+	}
+	updates := func() float64 {
+		t.Helper()
+		samples, err := s.c.LoomguardMetric(ctx, "loomguard_webhook_match_condition_updates_total")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n float64
+		for labels, v := range samples {
+			if strings.Contains(labels, `result="success"`) {
+				n += v
+			}
+		}
+		return n
+	}
+	before := updates()
+	s.setConfig(changed)
+	s.waitForConditions("the reloaded config's matchConditions", want)
+	if got := updates() - before; got < 2 {
+		t.Errorf("loomguard_webhook_match_condition_updates_total{result=\"success\"} went up by %v, want at least 2 (one per webhook)", got)
+	}
+
+	// An external reset of each configuration, keeping everything else.
+	ar := s.cs.AdmissionregistrationV1()
+	m, err := ar.MutatingWebhookConfigurations().Get(ctx, webhookConfigurationName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caBundle := m.Webhooks[0].ClientConfig.CABundle
+	for i := range m.Webhooks {
+		m.Webhooks[i].MatchConditions = nil
+	}
+	if _, err := ar.MutatingWebhookConfigurations().Update(ctx, m, metav1.UpdateOptions{FieldManager: "e2e-reset"}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := ar.ValidatingWebhookConfigurations().Get(ctx, webhookConfigurationName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range v.Webhooks {
+		v.Webhooks[i].MatchConditions = nil
+	}
+	if _, err := ar.ValidatingWebhookConfigurations().Update(ctx, v, metav1.UpdateOptions{FieldManager: "e2e-reset"}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitForConditions("the repair of the reset matchConditions", want)
+	m, err = ar.MutatingWebhookConfigurations().Get(ctx, webhookConfigurationName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Webhooks[0].ClientConfig.CABundle) != string(caBundle) {
+		t.Error("the repair changed the caBundle")
+	}
+
+	// Back to the base config: its conditions come back.
+	s.setConfig(baseConfig)
+	s.waitForConditions("the base config's matchConditions again", base)
+}
