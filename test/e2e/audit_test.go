@@ -463,6 +463,9 @@ func TestAuditLeaderElection(t *testing.T) {
 	if now := leaseHolder(t, s); now == holder {
 		t.Errorf("the Lease is still held by %s", holder)
 	}
+	// The new leader keeps the webhooks' matchConditions too: it repairs a reset.
+	resetConditions(t, s)
+	s.waitForConditions("the second loomguard to repair the matchConditions", generatedConditions(t, baseConfig))
 	if log := second.LogTail(200); strings.Contains(log, " is forbidden") {
 		t.Errorf("the second loomguard, with only the audit's RBAC, was refused something:\n%s", log)
 	}

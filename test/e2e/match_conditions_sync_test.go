@@ -8,6 +8,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/loomguard/loomguard/policies"
 	"github.com/loomguard/loomguard/webhook"
@@ -88,6 +89,42 @@ func sameConditions(a, b []admissionregistrationv1.MatchCondition) bool {
 	return true
 }
 
+// resetConditions removes the matchConditions of every webhook of both configurations, as an
+// apply of a manifest without them by another field manager would.
+func resetConditions(t *testing.T, s *scenario) {
+	t.Helper()
+	ctx := t.Context()
+	ar := s.cs.AdmissionregistrationV1()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		m, err := ar.MutatingWebhookConfigurations().Get(ctx, webhookConfigurationName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for i := range m.Webhooks {
+			m.Webhooks[i].MatchConditions = nil
+		}
+		_, err = ar.MutatingWebhookConfigurations().Update(ctx, m, metav1.UpdateOptions{FieldManager: "e2e-reset"})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("resetting the MutatingWebhookConfiguration: %v", err)
+	}
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		v, err := ar.ValidatingWebhookConfigurations().Get(ctx, webhookConfigurationName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for i := range v.Webhooks {
+			v.Webhooks[i].MatchConditions = nil
+		}
+		_, err = ar.ValidatingWebhookConfigurations().Update(ctx, v, metav1.UpdateOptions{FieldManager: "e2e-reset"})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("resetting the ValidatingWebhookConfiguration: %v", err)
+	}
+}
+
 // TestMatchConditionsFollowConfig: the running loomguard keeps the matchConditions of its
 // webhooks in the live configurations equal to policies.MatchConditions of the config in
 // force: after start, after a config reload, and after someone resets them (a `kubectl
@@ -137,22 +174,7 @@ func TestMatchConditionsFollowConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	caBundle := m.Webhooks[0].ClientConfig.CABundle
-	for i := range m.Webhooks {
-		m.Webhooks[i].MatchConditions = nil
-	}
-	if _, err := ar.MutatingWebhookConfigurations().Update(ctx, m, metav1.UpdateOptions{FieldManager: "e2e-reset"}); err != nil {
-		t.Fatal(err)
-	}
-	v, err := ar.ValidatingWebhookConfigurations().Get(ctx, webhookConfigurationName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range v.Webhooks {
-		v.Webhooks[i].MatchConditions = nil
-	}
-	if _, err := ar.ValidatingWebhookConfigurations().Update(ctx, v, metav1.UpdateOptions{FieldManager: "e2e-reset"}); err != nil {
-		t.Fatal(err)
-	}
+	resetConditions(t, s)
 	s.waitForConditions("the repair of the reset matchConditions", want)
 	m, err = ar.MutatingWebhookConfigurations().Get(ctx, webhookConfigurationName, metav1.GetOptions{})
 	if err != nil {
