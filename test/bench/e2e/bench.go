@@ -171,7 +171,7 @@ func (b *bench) restartLoomguard(ctx context.Context, args []string) error {
 }
 
 func setupNames() []string {
-	return []string{"none", "vap", "loomguard", "loomguard-http1", "loomguard-http2"}
+	return []string{"none", "vap", "loomguard", "loomguard-no-mc", "loomguard-http1", "loomguard-http2"}
 }
 
 // apply switches the control plane to a setup and checks that it is in force: loomguard's
@@ -212,6 +212,8 @@ func (b *bench) apply(ctx context.Context, setup string) error {
 			args = []string{"--enable-http2=false"}
 		case "loomguard-http2":
 			args = []string{"--enable-http2=true"}
+		case "loomguard-no-mc":
+			args = []string{"--match-conditions=false"}
 		}
 		if !slices.Equal(args, b.loomguardArgs) {
 			if err := b.restartLoomguard(ctx, args); err != nil {
@@ -247,19 +249,42 @@ func (b *bench) waitInForce(ctx context.Context, setup string) error {
 		}
 		reviewed := after > before
 		msg := fmt.Sprint(createErr)
+		// With its matchConditions in force (every loomguard setup but loomguard-no-mc),
+		// the API server no longer sends loomguard the compliant Pod.
+		compliantReviewed, err := b.reviewsOf(ctx, b.compliant)
+		if err != nil {
+			return err
+		}
+		wantCompliantReviewed := setup == "loomguard-no-mc"
 		switch {
 		case setup == "none" && createErr == nil && !reviewed,
 			setup == "vap" && strings.Contains(msg, vapName) && !reviewed,
-			strings.HasPrefix(setup, "loomguard") && strings.Contains(msg, `admission webhook "validate.loomguard.io" denied`) && reviewed:
+			strings.HasPrefix(setup, "loomguard") && strings.Contains(msg, `admission webhook "validate.loomguard.io" denied`) && reviewed &&
+				compliantReviewed == wantCompliantReviewed:
 			return nil
 		}
-		last = fmt.Sprintf("dry run: %s; loomguard reviewed it: %t", msg, reviewed)
+		last = fmt.Sprintf("dry run: %s; loomguard reviewed it: %t; reviewed the compliant Pod: %t", msg, reviewed, compliantReviewed)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("setup %s not in force within a minute (%s)", setup, last)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// reviewsOf dry-run creates a Pod and reports whether loomguard was sent a review of it.
+func (b *bench) reviewsOf(ctx context.Context, pod *corev1.Pod) (bool, error) {
+	before, err := b.loomguardReviews(ctx)
+	if err != nil {
+		return false, err
+	}
+	p := pod.DeepCopy()
+	p.Name = "bench-in-force"
+	if _, err := b.client.CoreV1().Pods(namespace).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		return false, fmt.Errorf("dry-run creating the compliant Pod: %w", err)
+	}
+	after, err := b.loomguardReviews(ctx)
+	return after > before, err
 }
 
 // loomguardReviews is loomguard's count of admission requests, both webhooks.

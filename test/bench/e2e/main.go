@@ -11,7 +11,11 @@
 //   - loomguard: loomguard's webhooks registered from manifests/base/webhook-configurations.yaml,
 //     exactly as users apply them (only clientConfig points at the local process), with
 //     loomguard's default flags (the harness's 2-second audit interval is set back to the
-//     default for the whole benchmark);
+//     default for the whole benchmark), so with the matchConditions loomguard keeps on them
+//     (docs/match-conditions.md): the setup is in force once the compliant Pod is no
+//     longer sent to loomguard;
+//   - loomguard-no-mc: the same with --match-conditions=false: every Pod is sent, as before
+//     loomguard had matchConditions;
 //   - loomguard-http1 and loomguard-http2: the same, loomguard restarted with
 //     --enable-http2=false or --enable-http2=true (not in the default set).
 //
@@ -82,7 +86,7 @@ func main() {
 	flag.IntVar(&o.c, "c", 50, "concurrent creates of the client")
 	flag.IntVar(&o.replicas, "replicas", 500, "replicas of the rollout workload's Deployment (the replicaset controller creates at most 500 per sync)")
 	flag.IntVar(&o.warmup, "warmup", 100, "Pods created (and deleted) after each change of setup, not measured")
-	flag.StringVar(&o.setups, "setups", "none,vap,loomguard", "comma-separated setups: none, vap, loomguard, loomguard-http1, loomguard-http2")
+	flag.StringVar(&o.setups, "setups", "none,vap,loomguard,loomguard-no-mc", "comma-separated setups: none, vap, loomguard, loomguard-no-mc, loomguard-http1, loomguard-http2")
 	flag.StringVar(&o.workloads, "workloads", "pods,rollout,fix", "comma-separated workloads: pods, rollout, fix")
 	flag.IntVar(&o.kcmQPS, "kcm-qps", 1000, "kube-controller-manager's --kube-api-qps and --kube-api-burst")
 	flag.DurationVar(&o.durationCap, "duration-cap", 40*time.Minute, "stop after this long, whatever is left")
