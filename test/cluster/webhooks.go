@@ -188,7 +188,7 @@ func (c *Cluster) WaitForWebhooks(ctx context.Context) error {
 				validate += v
 			}
 		}
-		excludedM, excludedV, err := c.matchConditionExclusions(ctx)
+		excludedM, excludedV, err := c.MatchConditionExclusions(ctx)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -212,9 +212,9 @@ func (c *Cluster) WaitForWebhooks(ctx context.Context) error {
 	})
 }
 
-// matchConditionExclusions reads from the API server's /metrics how many requests it did
+// MatchConditionExclusions reads from the API server's /metrics how many requests it did
 // not send to each of loomguard's webhooks because a matchCondition was false.
-func (c *Cluster) matchConditionExclusions(ctx context.Context) (mutate, validate float64, err error) {
+func (c *Cluster) MatchConditionExclusions(ctx context.Context) (mutate, validate float64, err error) {
 	const metric = "apiserver_admission_match_condition_exclusions_total{"
 	data, err := c.clientset.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {

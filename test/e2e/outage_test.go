@@ -2,16 +2,9 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/loomguard/loomguard/policies"
 	"github.com/loomguard/loomguard/test/cluster"
 )
 
@@ -28,8 +21,8 @@ const failClosedWithin = 10 * time.Second
 func TestLoomguardStoppedFailsClosed(t *testing.T) {
 	s := newScenario(t, "e2e-outage")
 	c := s.c
-	waitForMatchConditions(t, s, policies.MatchConditions(policies.DefaultConfig()))
-	excludedBefore := matchConditionExclusions(t, s)
+	s.waitForConditions("loomguard's webhooks carry the config's matchConditions", generatedConditions(t, baseConfig))
+	excludedBefore := s.matchConditionExclusions()
 	begin := time.Now()
 	if err := c.StopLoomguard(); err != nil {
 		t.Fatal(err)
@@ -63,7 +56,7 @@ func TestLoomguardStoppedFailsClosed(t *testing.T) {
 	mustSucceed(t, s.apply(compliantDeployment("cleared", 2)))
 	_, _, pods := s.waitForReplicaSetPods("cleared")
 	t.Logf("with loomguard down, a compliant Deployment and its %d Pods were admitted in %s", len(pods), time.Since(begin).Round(time.Millisecond))
-	if excluded := matchConditionExclusions(t, s) - excludedBefore; excluded < 4 {
+	if excluded := s.matchConditionExclusions() - excludedBefore; excluded < 4 {
 		t.Errorf("the API server counted %v calls to loomguard's webhooks skipped by their matchConditions, want at least 4 (Deployment, ReplicaSet, Pods)", excluded)
 	}
 
@@ -88,54 +81,13 @@ func TestLoomguardStoppedFailsClosed(t *testing.T) {
 	mustContain(t, "kubectl apply stderr", r.Stderr, `admission webhook "validate.loomguard.io" denied the request`, imageTagDenial)
 }
 
-// waitForMatchConditions waits until both of loomguard's live webhook configurations carry
-// want, which loomguard's syncer writes after it starts.
-func waitForMatchConditions(t *testing.T, s *scenario, want []policies.MatchCondition) {
-	t.Helper()
-	ar := s.cs.AdmissionregistrationV1()
-	eventually(t, "loomguard's webhooks carry the config's matchConditions", func(ctx context.Context) error {
-		m, err := ar.MutatingWebhookConfigurations().Get(ctx, "loomguard", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		v, err := ar.ValidatingWebhookConfigurations().Get(ctx, "loomguard", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		for _, got := range [][]admissionregistrationv1.MatchCondition{m.Webhooks[0].MatchConditions, v.Webhooks[0].MatchConditions} {
-			if len(got) != len(want) {
-				return fmt.Errorf("%d matchConditions, want %d", len(got), len(want))
-			}
-			for i := range got {
-				if got[i].Name != want[i].Name || got[i].Expression != want[i].Expression {
-					return fmt.Errorf("matchCondition %s differs from the config's", got[i].Name)
-				}
-			}
-		}
-		return nil
-	})
-}
-
-// matchConditionExclusions sums the API server's apiserver_admission_match_condition_exclusions_total
-// for loomguard's two webhooks: the calls their matchConditions skipped.
-func matchConditionExclusions(t *testing.T, s *scenario) float64 {
-	t.Helper()
-	raw, err := s.cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(t.Context())
+// matchConditionExclusions is how many calls to loomguard's webhooks (both together) the
+// API server has skipped because their matchConditions cleared the object.
+func (s *scenario) matchConditionExclusions() float64 {
+	s.t.Helper()
+	m, v, err := s.c.MatchConditionExclusions(s.t.Context())
 	if err != nil {
-		t.Fatalf("reading the API server's metrics: %v", err)
+		s.t.Fatal(err)
 	}
-	var n float64
-	for _, line := range strings.Split(string(raw), "\n") {
-		if !strings.HasPrefix(line, "apiserver_admission_match_condition_exclusions_total{") ||
-			(!strings.Contains(line, `name="validate.loomguard.io"`) && !strings.Contains(line, `name="mutate.loomguard.io"`)) {
-			continue
-		}
-		fields := strings.Fields(line)
-		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
-		if err != nil {
-			t.Fatalf("parsing %q: %v", line, err)
-		}
-		n += v
-	}
-	return n
+	return m + v
 }
