@@ -166,7 +166,23 @@ func TestMatchConditionsSync(t *testing.T) {
 	s, m := newTestSyncer(t, client, &engine, nil)
 	ctx := context.Background()
 
-	for step, e := range []*policies.Engine{first, first, second, first} {
+	// A config the generator has no conditions for: every object is sent.
+	none, err := CompileConfig("test", []byte(`exceptions:
+  - name: everything
+    policies: [image-tag]
+    namespace: "*"
+    workload: "*"
+    owner: e2e@loomguard.io
+    reason: covers every namespace
+    expires: 2030-01-01T00:00:00Z
+`), testClock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want(none)) != 0 {
+		t.Fatalf("the generator has conditions %v for an exception in every namespace; pick a config without", want(none))
+	}
+	for step, e := range []*policies.Engine{first, first, second, none, first} {
 		engine.Store(e)
 		before := countConfigUpdates(client)
 		if err := s.Sync(ctx); err != nil {
@@ -185,8 +201,8 @@ func TestMatchConditionsSync(t *testing.T) {
 		}
 	}
 	for _, hook := range []string{webhookMutate, webhookValidate} {
-		if got := testutil.ToFloat64(m.matchConditionUpdates.WithLabelValues(hook, matchUpdateSuccess)); got != 3 {
-			t.Errorf("%s: %v successful updates counted, want 3", hook, got)
+		if got := testutil.ToFloat64(m.matchConditionUpdates.WithLabelValues(hook, matchUpdateSuccess)); got != 4 {
+			t.Errorf("%s: %v successful updates counted, want 4", hook, got)
 		}
 		if got := testutil.ToFloat64(m.matchConditions.WithLabelValues(hook)); got != float64(len(want(first))) {
 			t.Errorf("%s: gauge %v, want %d", hook, got, len(want(first)))

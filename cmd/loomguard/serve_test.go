@@ -341,6 +341,9 @@ func TestServe(t *testing.T) {
 	if denials != 1 {
 		t.Errorf("%d denial log lines, want 1", denials)
 	}
+	if n := strings.Count(stderr.String(), "matchConditions left alone: no cluster connection"); n != 1 {
+		t.Errorf("%d log lines say the matchConditions are left alone without a cluster, want 1", n)
+	}
 }
 
 // TestServeWithKubeconfig runs serve under the manager against an API server that does not
