@@ -10,12 +10,12 @@ LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.
 GO_TEST    ?= go test
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: all build tools test unit e2e lint docs bench bench-e2e fuzz run clean help docker-build deploy-test audit-scale
+.PHONY: all build tools test unit e2e lint docs bench bench-e2e bench-peers fuzz run clean help docker-build deploy-test audit-scale
 
 all: build
 
 help: ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build bin/loomguard
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/loomguard ./cmd/loomguard
@@ -60,6 +60,14 @@ bench: ## engine and handler benchmarks
 BENCH_E2E_FLAGS ?= -rounds 3
 bench-e2e: build tools ## what admission costs the API server: none vs in-tree policy vs loomguard, on the local control plane (≈ 10 min)
 	LOOMGUARD_BIN=$(BIN) go run ./test/bench/e2e $(BENCH_E2E_FLAGS)
+
+# The shared corpus script (shared/ beside the repository); bench-peers writes its corpus
+# into a temporary directory.
+PEERS_CORPUS_SCRIPT ?= ../shared/bench/make-pod-corpus.py
+BENCH_PEERS_FLAGS   ?= -pairs 5
+bench-peers: build ## loomguard check vs Gatekeeper's gator test on 1,000 Pods: time, memory, verdicts (≈ 1 min; builds bin/gator first, ≈ 2.5 min warm)
+	bash test/peers/build.sh
+	go run ./test/bench/peers -corpus-script $(PEERS_CORPUS_SCRIPT) $(BENCH_PEERS_FLAGS)
 
 run: build tools ## start a local control plane with loomguard and the example Loom bundle
 	go build -o $(BIN)/devcluster ./test/cmd/devcluster
