@@ -65,7 +65,7 @@ bench-e2e: build tools ## what admission costs the API server: none vs in-tree p
 # into a temporary directory.
 PEERS_CORPUS_SCRIPT ?= ../shared/bench/make-pod-corpus.py
 BENCH_PEERS_FLAGS   ?= -pairs 5
-bench-peers: build ## loomguard check vs Gatekeeper's gator test on 1,000 Pods: time, memory, verdicts (≈ 1 min; builds bin/gator first, ≈ 2.5 min warm)
+bench-peers: build ## loomguard check vs Gatekeeper's gator test on 1,000 Pods: time, memory, verdicts (≈ 1–2 min; builds bin/gator first, ≈ 2.5 min warm)
 	bash test/peers/build.sh
 	go run ./test/bench/peers -corpus-script $(PEERS_CORPUS_SCRIPT) $(BENCH_PEERS_FLAGS)
 
