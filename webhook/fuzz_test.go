@@ -13,8 +13,9 @@ import (
 // FuzzReview holds both webhooks' HTTP handlers to their contract on any body: no panic,
 // always HTTP 200 with a well-formed AdmissionReview v1 response (allowed, or a failure
 // status with a code and message), and the request's uid echoed whenever the body carries
-// one that can be read. Its seeds are reviews of the policy fixtures and the malformed
-// bodies of the error tests, and testdata/fuzz/FuzzReview.
+// one that can be read. Its seeds are reviews of the policy fixtures, the malformed
+// bodies of the error tests, the odd reviews of TestDecodeReviewOnce and
+// testdata/fuzz/FuzzReview.
 //
 //	go test ./webhook -run '^$' -fuzz FuzzReview -fuzztime 10m -parallel 1
 func FuzzReview(f *testing.F) {
@@ -28,6 +29,11 @@ func FuzzReview(f *testing.F) {
 		f.Add(admissionReview(f, obj, req{op: admissionv1.Update, old: obj}))
 	}
 	f.Add(admissionReview(f, bigPod(3), req{}))
+	for _, c := range oddReviews(f) { // both decoders' paths (decode_test.go)
+		if len(c.body) < 64<<10 {
+			f.Add(c.body)
+		}
+	}
 	for _, s := range []string{
 		``, `{}`, `null`, `[]`, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`,
 		`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u"}}`,
