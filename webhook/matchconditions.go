@@ -50,6 +50,11 @@ type MatchConditionsOptions struct {
 	// Resync is how often everything is checked even when nothing changed (10 minutes when
 	// zero).
 	Resync time.Duration
+	// Remove keeps no conditions at all instead of the generated ones: whatever conditions
+	// loomguard's webhooks carry (an earlier loomguard's, for another config) are removed,
+	// and the webhooks are called for every object their rules match. Any number of
+	// replicas may remove at once: they all write the same thing.
+	Remove bool
 }
 
 // MatchConditionsSyncer keeps the matchConditions of loomguard's two webhooks in the live
@@ -73,7 +78,8 @@ type MatchConditionsOptions struct {
 // several replicas only the Lease holder writes; during a rollout of a new config the other
 // replicas serve with their own copy of the config until the kubelet updates it. Between a
 // reload and the update (milliseconds) the API server still applies the previous
-// conditions.
+// conditions. With Remove it needs no election: every replica removes the conditions, since
+// conditions that no writer keeps in step with the config would go stale.
 type MatchConditionsSyncer struct {
 	o       MatchConditionsOptions
 	targets []matchTarget
@@ -133,8 +139,9 @@ func NewMatchConditionsSyncer(o MatchConditionsOptions) (*MatchConditionsSyncer,
 	return s, nil
 }
 
-// NeedLeaderElection is true: only the Lease holder writes.
-func (s *MatchConditionsSyncer) NeedLeaderElection() bool { return true }
+// NeedLeaderElection is true: only the Lease holder writes the generated conditions. A
+// syncer that removes them (Remove) runs on every replica.
+func (s *MatchConditionsSyncer) NeedLeaderElection() bool { return !s.o.Remove }
 
 // Start syncs until ctx ends: at start, after every change of the engine in force, whenever
 // a kept configuration changes, and at least every Resync. Failed syncs are retried with a
@@ -165,7 +172,7 @@ func (s *MatchConditionsSyncer) Start(ctx context.Context) error {
 		f.Start(ctx.Done())
 		defer f.Shutdown()
 	}
-	s.o.Logger.Info("match-condition syncer started",
+	s.o.Logger.Info("match-condition syncer started", "remove", s.o.Remove,
 		"mutatingWebhookConfiguration", s.o.MutatingWebhookConfiguration,
 		"validatingWebhookConfiguration", s.o.ValidatingWebhookConfiguration)
 
@@ -200,7 +207,8 @@ func (s *MatchConditionsSyncer) Start(ctx context.Context) error {
 	}
 }
 
-// Sync sets the matchConditions of the kept webhooks to those of the engine in force once.
+// Sync sets the matchConditions of the kept webhooks to those of the engine in force once
+// (none with Remove).
 // It returns the errors worth retrying: a configuration that does not exist or lacks
 // loomguard's webhook is only logged.
 func (s *MatchConditionsSyncer) Sync(ctx context.Context) error {
@@ -209,7 +217,10 @@ func (s *MatchConditionsSyncer) Sync(ctx context.Context) error {
 		return errors.New("no config in force")
 	}
 	cfg := e.Config()
-	want := toAPIConditions(policies.MatchConditions(cfg))
+	var want []admissionregistrationv1.MatchCondition
+	if !s.o.Remove {
+		want = toAPIConditions(policies.MatchConditions(cfg))
+	}
 	digest := ConfigDigest(cfg)
 	var errs []error
 	for _, t := range s.targets {

@@ -381,3 +381,46 @@ func TestMatchConditionsSyncerRun(t *testing.T) {
 	}
 	waitFor(t, "the conditions of a created configuration", in(second))
 }
+
+// TestMatchConditionsSyncRemove: a removing syncer (--match-conditions=false, or no leader
+// election) takes away the conditions an earlier loomguard left, needs no Lease, and puts
+// nothing back.
+func TestMatchConditionsSyncRemove(t *testing.T) {
+	first, _ := testEngines(t)
+	client := fake.NewClientset(liveConfigurations()...)
+	var engine atomic.Pointer[policies.Engine]
+	engine.Store(first)
+	keeper, _ := newTestSyncer(t, client, &engine, nil)
+	if err := keeper.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if mut, val := liveConditions(t, client); len(mut) == 0 || len(val) == 0 {
+		t.Fatalf("the keeping syncer set no conditions: %v, %v", mut, val)
+	}
+	if !keeper.NeedLeaderElection() {
+		t.Error("the keeping syncer runs without the Lease")
+	}
+
+	remover, err := NewMatchConditionsSyncer(MatchConditionsOptions{
+		Client:                         client,
+		MutatingWebhookConfiguration:   testConfigurationName,
+		ValidatingWebhookConfiguration: testConfigurationName,
+		Engine:                         engine.Load,
+		Logger:                         quiet(),
+		Remove:                         true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if remover.NeedLeaderElection() {
+		t.Error("the removing syncer waits for the Lease; every replica may remove")
+	}
+	for range 2 {
+		if err := remover.Sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if mut, val := liveConditions(t, client); len(mut) != 0 || len(val) != 0 {
+			t.Errorf("conditions left after removal: %v, %v", mut, val)
+		}
+	}
+}

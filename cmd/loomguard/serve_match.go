@@ -21,29 +21,33 @@ type matchConditionFlags struct {
 
 // addMatchConditionFlags registers the match-condition flags on serve's flag set.
 func addMatchConditionFlags(fs *pflag.FlagSet, f *matchConditionFlags) {
-	fs.BoolVar(&f.enabled, "match-conditions", true, "keep the matchConditions of loomguard's webhooks in the webhook configurations in step with the config in force, so that the API server skips the calls for objects that certainly pass (needs a cluster and --leader-elect: the Lease holder writes; --match-conditions=false leaves them alone)")
-	fs.StringVar(&f.mutating, "mutating-webhook-configuration", certs.DefaultWebhookConfigurationName, `MutatingWebhookConfiguration holding `+webhook.MutatingWebhookName+`, whose matchConditions loomguard keeps ("" for none)`)
-	fs.StringVar(&f.validating, "validating-webhook-configuration", certs.DefaultWebhookConfigurationName, `ValidatingWebhookConfiguration holding `+webhook.ValidatingWebhookName+`, whose matchConditions loomguard keeps ("" for none)`)
+	fs.BoolVar(&f.enabled, "match-conditions", true, "keep the matchConditions of loomguard's webhooks in the webhook configurations in step with the config in force, so that the API server skips the calls for objects that certainly pass (needs a cluster; the Lease holder writes). --match-conditions=false, or --leader-elect=false, removes them instead: every object is sent")
+	fs.StringVar(&f.mutating, "mutating-webhook-configuration", certs.DefaultWebhookConfigurationName, `MutatingWebhookConfiguration holding `+webhook.MutatingWebhookName+`, whose matchConditions loomguard keeps ("" leaves it alone)`)
+	fs.StringVar(&f.validating, "validating-webhook-configuration", certs.DefaultWebhookConfigurationName, `ValidatingWebhookConfiguration holding `+webhook.ValidatingWebhookName+`, whose matchConditions loomguard keeps ("" leaves it alone)`)
 }
 
-// addMatchConditionsSyncer adds the match-condition syncer to the server. It is off with
-// --match-conditions=false, without a cluster, with both configurations "", and without
-// leader election (--leader-elect=false), which would make every replica a writer.
+// addMatchConditionsSyncer adds the match-condition syncer to the server. With a cluster it
+// keeps the generated conditions under the Lease; with --match-conditions=false, or without
+// leader election (--leader-elect=false, which would make every replica a writer of its own
+// config's conditions), it removes them on every replica instead, so that no stale
+// conditions outlive the config they were generated for. Without a cluster, or with both
+// configurations "", it does nothing.
 func addMatchConditionsSyncer(srv *webhook.Server, f *matchConditionFlags, restConfig *rest.Config, leaderElect bool, log logr.Logger) error {
 	log = log.WithName("match-conditions")
+	remove := false
 	switch {
-	case !f.enabled:
-		log.Info("matchConditions left alone (--match-conditions=false)")
-		return nil
 	case srv.Manager() == nil || restConfig == nil:
 		log.Info("matchConditions left alone: no cluster connection")
 		return nil
 	case f.mutating == "" && f.validating == "":
 		log.Info("matchConditions left alone: no webhook configuration named (--mutating-webhook-configuration and --validating-webhook-configuration are empty)")
 		return nil
+	case !f.enabled:
+		log.Info("removing the webhooks' matchConditions (--match-conditions=false): every object is sent to loomguard")
+		remove = true
 	case !leaderElect:
-		log.Info("matchConditions left alone: they need a single writer, the holder of the Lease (--leader-elect=false)")
-		return nil
+		log.Info("removing the webhooks' matchConditions: keeping them needs a single writer, the holder of the Lease (--leader-elect=false); every object is sent to loomguard")
+		remove = true
 	}
 	client, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
@@ -57,6 +61,7 @@ func addMatchConditionsSyncer(srv *webhook.Server, f *matchConditionFlags, restC
 		Changed:                        srv.Reloader().Subscribe(),
 		Metrics:                        srv.Metrics(),
 		Logger:                         log,
+		Remove:                         remove,
 	})
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -187,4 +188,39 @@ func TestMatchConditionsFollowConfig(t *testing.T) {
 	// Back to the base config: its conditions come back.
 	s.setConfig(baseConfig)
 	s.waitForConditions("the base config's matchConditions again", base)
+}
+
+// TestMatchConditionsTurnedOff: loomguard restarted with --match-conditions=false removes
+// the conditions its predecessor kept (no Lease needed), and restarted with them on puts
+// them back.
+func TestMatchConditionsTurnedOff(t *testing.T) {
+	s := newScenario(t, "e2e-match-off")
+	c := s.c
+	base := generatedConditions(t, baseConfig)
+	if len(base) == 0 {
+		t.Fatal("the base config has no matchConditions: nothing to turn off")
+	}
+	s.waitForConditions("the base config's matchConditions", base)
+	restart := func(args ...string) {
+		t.Helper()
+		if err := c.StopLoomguard(); err != nil {
+			t.Fatal(err)
+		}
+		c.SetLoomguardArgs(args...)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := c.StartLoomguard(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			restart()
+		}
+	})
+
+	restart("--match-conditions=false")
+	s.waitForConditions("loomguard with --match-conditions=false to remove the matchConditions", nil)
+	restart()
+	s.waitForConditions("loomguard with --match-conditions on to put them back", base)
 }
