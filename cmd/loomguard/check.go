@@ -78,14 +78,18 @@ its line: loomguard: bad.yaml: document 2 (line 14): <error>.`,
 		return code
 	}
 	engine := r.engine
+	// With --cross-object=on every namespace has a view: nothing to gain from evaluating
+	// early, which would only evaluate every workload twice.
+	r.evaluateEarly = crossObject.value != crossObjectOn
 	docs, sources, errs := r.scan(ctx, *files, stdin)
 	r.related = crossObjectView(docs, crossObject.value)
+	if err := r.finishEvaluation(docs); err != nil {
+		fmt.Fprintf(stderr, "loomguard: %v\n", err)
+		return exitError
+	}
 	res := &report.Result{Engine: engine, ToolVersion: currentBuild().Version, Sources: sources, Errors: errs}
 	for _, pd := range docs {
 		for _, e := range pd.entries {
-			if e.Workload != nil {
-				r.evaluate(e)
-			}
 			res.Objects = append(res.Objects, &e.Object)
 		}
 	}

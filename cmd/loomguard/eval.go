@@ -17,6 +17,7 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -81,6 +82,10 @@ type entry struct {
 	// related is a decoded PodDisruptionBudget or NetworkPolicy, which the cross-object
 	// policies check workloads against (see crossObjectView); nil for every other kind.
 	related kruntime.Object
+	// released says the workload was evaluated without a Related view as soon as it was
+	// read (reader.evaluateEarly), and its typed object released: Workload holds only the
+	// kind and metadata that name it.
+	released bool
 }
 
 // parsedDoc is a document with the objects found in it.
@@ -98,6 +103,11 @@ type reader struct {
 	// related holds, by namespace, the Related views workloads are evaluated with (see
 	// crossObjectView); a namespace without one leaves the cross-object policies silent.
 	related map[string]*policies.Related
+	// evaluateEarly makes scan evaluate each workload as soon as it is decoded, without a
+	// Related view, and release its typed object (check, unless --cross-object=on): the
+	// input's workloads are never all in memory at once. finishEvaluation evaluates again,
+	// from its JSON, a workload whose namespace turns out to have a view.
+	evaluateEarly bool
 }
 
 func newReader(e *policies.Engine, namespace string) *reader {
@@ -314,6 +324,52 @@ func (r *reader) evaluate(e *entry) {
 	e.Report = r.engine.Evaluate(w, e.Namespace)
 }
 
+// evaluateAndRelease evaluates the workloads of a parsed document without a Related view
+// (r.related is not built yet) and keeps of each only its report, its JSON and a Workload
+// that names it, as the audit command's reports do: the reports never read more.
+func (r *reader) evaluateAndRelease(pd *parsedDoc) {
+	pd.json = nil // read only by fix
+	for _, e := range pd.entries {
+		if e.Workload == nil {
+			continue
+		}
+		r.evaluate(e)
+		w := e.Workload
+		e.Workload = &policies.Workload{Kind: w.Kind, Meta: &metav1.ObjectMeta{Namespace: w.Meta.Namespace, Name: w.Meta.Name}}
+		e.released = true
+	}
+}
+
+// finishEvaluation evaluates every workload of the documents in its namespace's Related
+// view (r.related): a workload that scan evaluated early is evaluated again, decoded anew
+// from its JSON, only where its namespace has a view. It returns the error of a workload
+// that no longer decodes, which cannot happen since it decoded before.
+func (r *reader) finishEvaluation(docs []parsedDoc) error {
+	for _, pd := range docs {
+		for _, e := range pd.entries {
+			switch {
+			case e.Workload == nil:
+			case !e.released:
+				r.evaluate(e)
+			case r.related[e.Namespace] != nil:
+				obj, err := r.decoder.DecodeKnownJSON(e.raw, e.GVK)
+				if err != nil {
+					return fmt.Errorf("%s: decoding %s again: %w", e.Location(), describe(e.GVK.Kind, e.Name), err)
+				}
+				w, ok := policies.NewWorkload(obj)
+				if !ok {
+					return fmt.Errorf("%s: decoding %s again: %T is not a workload", e.Location(), describe(e.GVK.Kind, e.Name), obj)
+				}
+				named := e.Workload
+				e.Workload = w
+				r.evaluate(e)
+				e.Workload = named
+			}
+		}
+	}
+	return nil
+}
+
 // yamlLine matches the YAML parser's line numbers, which count from the document's first line.
 var yamlLine = regexp.MustCompile(`\bline (\d+)\b`)
 
@@ -359,6 +415,9 @@ func (r *reader) scan(ctx context.Context, args []string, stdin io.Reader) ([]pa
 			for j := range jobs {
 				res := &results[j.source]
 				res.docs[j.doc], res.docErrs[j.doc] = r.parse(&res.split[j.doc])
+				if r.evaluateEarly {
+					r.evaluateAndRelease(&res.docs[j.doc])
+				}
 			}
 		})
 	}
