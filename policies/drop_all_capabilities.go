@@ -93,8 +93,11 @@ func dropAllCapabilities(cfg DropAllCapabilitiesConfig) Policy {
 		},
 		// Cleared (Linux pods only): every container drops "ALL" and adds nothing back, whatever
 		// allowedAdd says; the fix then has nothing to drop.
-		Clear: func(t celTemplate) ([]string, bool) {
-			return []string{t.AllContainers() + ".all(c, c.?securityContext.?capabilities.?drop.orValue([]).exists(d, d == 'ALL') && size(c.?securityContext.?capabilities.?add.orValue([])) == 0)"}, true
+		Clear: func(t celTemplate) (clearance, bool) {
+			return clearance{Containers: []string{
+				sizedList("sc.?capabilities.?drop.orValue([])", celMaxItems, "d", "true") + " && sc.?capabilities.?drop.orValue([]).exists(d, d == 'ALL')",
+				"size(sc.?capabilities.?add.orValue([])) == 0",
+			}}, true
 		},
 		Fix: func(w *Workload) bool {
 			if windowsPod(w) {

@@ -47,8 +47,15 @@ func healthProbes(_ Settings) Policy {
 		},
 		// Cleared: the workload runs to completion, or every long-running container has both
 		// probes.
-		Clear: func(t celTemplate) ([]string, bool) {
-			return []string{"(" + t.RunsToCompletion() + " || " + t.LongRunningContainers() + ".all(c, has(c.livenessProbe) && has(c.readinessProbe)))"}, true
+		Clear: func(t celTemplate) (clearance, bool) {
+			probes := "has(c.livenessProbe) && has(c.readinessProbe)"
+			switch {
+			case t.kind.RunsToCompletion:
+				return clearance{}, true
+			case t.kind.TemplatePath == nil: // a Pod: its restartPolicy says
+				return clearance{Pod: []string{"(" + t.RunsToCompletion() + " || " + t.LongRunningContainers() + ".all(c, " + probes + "))"}}, true
+			}
+			return clearance{LongRunning: []string{probes}}, true
 		},
 	}
 }

@@ -52,9 +52,9 @@ func highAvailability(cfg HighAvailabilityConfig) Policy {
 		// Cleared: a kind the policy does not check, or an object not selected by its label,
 		// or one with enough replicas and, from spreadFromReplicas on, a
 		// topologySpreadConstraint.
-		Clear: func(t celTemplate) ([]string, bool) {
+		Clear: func(t celTemplate) (clearance, bool) {
 			if gk := t.kind.GroupKind(); gk != kindDeployment && gk != kindStatefulSet {
-				return nil, true
+				return clearance{}, true
 			}
 			labels := t.Meta + ".?labels.orValue({})"
 			key := celString(cfg.Label)
@@ -63,7 +63,7 @@ func highAvailability(cfg HighAvailabilityConfig) Policy {
 			if cfg.SpreadFromReplicas > 0 {
 				ok += " && (" + replicas + " < " + strconv.Itoa(int(cfg.SpreadFromReplicas)) + " || size(" + t.list("topologySpreadConstraints") + ") > 0)"
 			}
-			return []string{"(!(" + key + " in " + labels + ") || !(" + labels + "[" + key + "] in " + celStrings(values) + ") || (" + ok + "))"}, true
+			return clearance{Pod: []string{"(!(" + key + " in " + labels + ") || !(" + labels + "[" + key + "] in " + celStrings(values) + ") || (" + ok + "))"}}, true
 		},
 	}
 }

@@ -63,7 +63,7 @@ func hostIsolation(cfg Settings) Policy {
 			return errs
 		},
 		// Cleared: no host namespace, no hostPath volume, no hostPort.
-		Clear: func(t celTemplate) ([]string, bool) {
+		Clear: func(t celTemplate) (clearance, bool) {
 			return hostIsolationConditions(t), true
 		},
 	}
@@ -71,12 +71,14 @@ func hostIsolation(cfg Settings) Policy {
 
 // hostIsolationConditions are the CEL conditions of a pod that shares nothing with its
 // node: host-isolation's, and part of the Pod Security Standards' baseline.
-func hostIsolationConditions(t celTemplate) []string {
-	return []string{
-		t.Spec + ".?hostNetwork.orValue(false) != true",
-		t.Spec + ".?hostPID.orValue(false) != true",
-		t.Spec + ".?hostIPC.orValue(false) != true",
-		t.list("volumes") + ".all(v, !has(v.hostPath))",
-		t.AllContainers() + ".all(c, c.?ports.orValue([]).all(p, p.?hostPort.orValue(0) == 0))",
+func hostIsolationConditions(t celTemplate) clearance {
+	return clearance{
+		Pod: []string{
+			t.Spec + ".?hostNetwork.orValue(false) != true",
+			t.Spec + ".?hostPID.orValue(false) != true",
+			t.Spec + ".?hostIPC.orValue(false) != true",
+			t.list("volumes") + ".all(v, !has(v.hostPath))",
+		},
+		Containers: []string{sizedList("c.?ports.orValue([])", celMaxItems, "p", "p.?hostPort.orValue(0) == 0")},
 	}
 }

@@ -66,19 +66,18 @@ func imageTag(cfg ImageTagConfig) Policy {
 		// Cleared: every image matches imageClearPattern (at most 240 characters, which keeps the repository path within its 255 even under library/; a valid reference with a tag or a
 		// sha256 digest, a digest when one is required, from an allowed registry written out
 		// as its prefix) and has no forbidden tag.
-		Clear: func(t celTemplate) ([]string, bool) {
+		Clear: func(t celTemplate) (clearance, bool) {
 			img := "c.?image.orValue('')"
 			conds := []string{"size(" + img + ") <= 240", img + ".matches(" + celString(imageClearPattern(registries, cfg.RequireDigest)) + ")"}
-			var tags []string
-			for _, f := range forbidden {
-				if class, ok := foldClass(f); ok {
-					tags = append(tags, class)
+			if len(forbidden) > 0 {
+				tags := make([]string, len(forbidden))
+				for i, f := range forbidden {
+					tags[i] = regexp.QuoteMeta(f)
 				}
+				// (?i) folds as strings.EqualFold does (Unicode simple folding).
+				conds = append(conds, "!"+img+".matches("+celString("(?i):("+strings.Join(tags, "|")+")(@|$)")+")")
 			}
-			if len(tags) > 0 {
-				conds = append(conds, "!"+img+".lowerAscii().matches("+celString(":("+strings.Join(tags, "|")+")(@|$)")+")")
-			}
-			return []string{t.AllContainers() + ".all(c, " + strings.Join(conds, " && ") + ")"}, true
+			return clearance{Containers: conds}, true
 		},
 	}
 }
@@ -118,16 +117,6 @@ func imageClearPattern(registries []string, requireDigest bool) string {
 		return `^$`
 	}
 	return `^(?:` + strings.Join(prefixes, "|") + `)/` + repo + tail
-}
-
-// foldClass returns a regular expression for the lower-case ASCII strings that s equals
-// under strings.EqualFold, and false when there is none.
-func foldClass(s string) (string, bool) {
-	up, ok := asciiFold(s)
-	if !ok {
-		return "", false
-	}
-	return regexp.QuoteMeta(strings.ToLower(up)), true
 }
 
 // imageError reports the container's image as Invalid, the detail continuing

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 )
 
 // MatchCondition is one entry of an admission webhook's matchConditions
@@ -20,15 +18,20 @@ type MatchCondition struct {
 }
 
 // Limits of what a cleared object may hold. They bound the CEL cost of the conditions,
-// whatever a request holds, far below the API server's budget for a webhook's
-// matchConditions (RuntimeCELCostBudgetMatchConditions, 2,500,000, and celconfig.PerCallLimit,
-// 1,000,000, per expression, in k8s.io/apiserver pkg/apis/cel/config.go): a condition that
-// ran out of budget would be an error, which denies the request under failurePolicy Fail. An
-// object beyond them is never cleared: loomguard reviews it.
+// whatever a request holds, well below the API server's budget for a webhook's
+// matchConditions (celconfig.PerCallLimit, 1,000,000 per expression, and
+// RuntimeCELCostBudgetMatchConditions, 2,500,000 for all of them, in k8s.io/apiserver
+// pkg/apis/cel/config.go): a condition that ran out of budget would be an error, which
+// denies the request under failurePolicy Fail. TestMatchConditionsCostBudget evaluates an
+// object at every limit. An object beyond them is never cleared: loomguard reviews it.
 const (
-	celMaxContainers = 16   // init, regular and ephemeral together
-	celMaxItems      = 64   // env, command, args, ports, volumeMounts, volumes per list; labels and annotations
-	celMaxString     = 1024 // an env name or value, a command or args element, a mountPath
+	celMaxContainers = 8   // init, regular and ephemeral together
+	celMaxEnv        = 32  // env entries of a container
+	celMaxItems      = 16  // command, args, ports, volumeMounts, capabilities.add and .drop of a container
+	celMaxVolumes    = 32  // volumes of the pod
+	celMaxMeta       = 64  // labels, annotations
+	celMaxName       = 128 // an env name
+	celMaxString     = 256 // an env value, a command or args element, a mountPath
 )
 
 // MatchConditions returns the matchConditions of loomguard's two webhooks under cfg: one
@@ -75,17 +78,17 @@ func MatchConditions(cfg *Config) []MatchCondition {
 	for i := range workloadKinds {
 		k := &workloadKinds[i]
 		t := newCELTemplate(k)
-		var conds []string
+		var c clearance
 		for _, p := range active {
 			pc, ok := p.Clear(t)
 			if !ok {
 				return nil
 			}
-			conds = appendNew(conds, pc...)
+			c.add(pc)
 		}
 		out = append(out, MatchCondition{
 			Name:       "not-cleared-" + strings.ToLower(k.Kind),
-			Expression: "!(" + t.request(unsent) + " && " + t.expression(conds) + ")",
+			Expression: "!(" + t.request(unsent) + " && " + t.expression(c) + ")",
 		})
 	}
 	return out
@@ -163,33 +166,34 @@ func globRegexp(g string) string {
 }
 
 // celTemplate names, as CEL expressions, the parts of an admission request's object of one
-// workload kind that the policies read. Every expression is defined (never an error) once
-// the request part of the condition holds.
+// workload kind that the policies read. The condition binds them once (a one-element list's
+// all() is CEL's let), since every field the API server's CEL reads costs a lookup in its
+// typed object: Spec is the pod spec s, TemplateMeta the pod template's metadata tm (a Pod's
+// own), Meta the object's metadata om, PodSC the pod's securityContext psc ({} when unset);
+// in container conditions, c is the container and sc its securityContext ({} when unset).
 type celTemplate struct {
-	kind *WorkloadKind
-	// Object is the object; Meta its metadata; TemplateMeta the pod template's metadata (a
-	// Pod's own); Spec the pod spec.
-	Object, Meta, TemplateMeta, Spec string
-	// specPresent tests that Spec can be selected.
-	specPresent string
+	kind                                  *WorkloadKind
+	Object, Meta, TemplateMeta, Spec, PodSC string
+	// specPath and templateMetaPath select the spec and the template's metadata from the
+	// object; specPresent tests that specPath can be selected.
+	specPath, templateMetaPath, specPresent string
 }
 
 func newCELTemplate(k *WorkloadKind) celTemplate {
-	t := celTemplate{kind: k, Object: "object", Meta: "object.metadata"}
-	if k.TemplatePath == nil {
-		t.TemplateMeta, t.Spec = t.Meta, "object.spec"
+	t := celTemplate{kind: k, Object: "object", Meta: "om", TemplateMeta: "tm", Spec: "s", PodSC: "psc"}
+	if k.TemplatePath == nil { // a Pod is its own template: tm is om
+		t.TemplateMeta, t.specPath, t.templateMetaPath = t.Meta, "object.spec", "object.metadata"
 		t.specPresent = "has(object.metadata) && has(object.spec)"
 		return t
 	}
 	tmpl := "object"
-	var present []string
-	present = append(present, "has(object.metadata)")
+	present := []string{"has(object.metadata)"}
 	for _, step := range strings.Split(k.TemplatePath.String(), ".") {
 		present = append(present, "has("+tmpl+"."+step+")")
 		tmpl += "." + step
 	}
 	present = append(present, "has("+tmpl+".spec)")
-	t.TemplateMeta, t.Spec = tmpl+".?metadata.orValue({})", tmpl+".spec"
+	t.specPath, t.templateMetaPath = tmpl+".spec", tmpl+".?metadata.orValue({})"
 	t.specPresent = strings.Join(present, " && ")
 	return t
 }
@@ -226,13 +230,33 @@ func (t celTemplate) request(unsent string) string {
 	if unsent != "" {
 		parts = append(parts, "!request.?namespace.orValue('').matches("+celString(unsent)+")")
 	}
-	parts = append(parts, t.specPresent, t.Linux())
+	parts = append(parts, t.specPresent)
 	return strings.Join(parts, " && ")
 }
 
-// AllContainers, NonEphemeralContainers and LongRunningContainers are the CEL lists of
-// the pod's init, regular and ephemeral containers; of its init and regular ones; and of its
-// regular containers and restartable init containers (sidecars), see ContainerRef.
+// clearance is what one policy needs of an object to report nothing and fix nothing: CEL
+// conditions over the pod template (celTemplate's names), and conditions over each
+// container c of a class. Conditions that read a list or a string of unbounded size check
+// its size first, against the limits above.
+type clearance struct {
+	// Pod conditions read the object, its metadata, the template's metadata and the spec.
+	Pod []string
+	// Containers conditions hold for every init, regular and ephemeral container c;
+	// NonEphemeral ones for every init and regular container; LongRunning ones for every
+	// regular container and restartable init container (a sidecar), see ContainerRef.
+	Containers, NonEphemeral, LongRunning []string
+}
+
+func (c *clearance) add(o clearance) {
+	c.Pod = appendNew(c.Pod, o.Pod...)
+	c.Containers = appendNew(c.Containers, o.Containers...)
+	c.NonEphemeral = appendNew(c.NonEphemeral, o.NonEphemeral...)
+	c.LongRunning = appendNew(c.LongRunning, o.LongRunning...)
+}
+
+// AllContainers, NonEphemeralContainers and LongRunningContainers are the CEL lists of the
+// pod's init, regular and ephemeral containers; of its init and regular ones; and of its
+// regular containers and restartable init containers.
 func (t celTemplate) AllContainers() string {
 	return "(" + t.list("initContainers") + " + " + t.list("containers") + " + " + t.list("ephemeralContainers") + ")"
 }
@@ -255,61 +279,46 @@ func (t celTemplate) list(field string) string {
 	return t.Spec + ".?" + field + ".orValue([])"
 }
 
-// bounds are the limits of a cleared object (see celMaxContainers), checked before anything
-// else so that nothing costly runs on an object beyond them.
+// bounds are the limits of a cleared object that are not checked where the lists are read:
+// the container count and the sizes of the maps and the volumes.
 func (t celTemplate) bounds() []string {
-	items, str := strconv.Itoa(celMaxItems), strconv.Itoa(celMaxString)
-	all := t.AllContainers()
+	meta := strconv.Itoa(celMaxMeta)
 	return []string{
-		"size(" + all + ") <= " + strconv.Itoa(celMaxContainers),
-		"size(" + t.list("volumes") + ") <= " + items,
-		"size(" + t.Meta + ".?labels.orValue({})) <= " + items,
-		"size(" + t.Meta + ".?annotations.orValue({})) <= " + items,
-		"size(" + t.TemplateMeta + ".?labels.orValue({})) <= " + items,
-		"size(" + t.TemplateMeta + ".?annotations.orValue({})) <= " + items,
-		all + ".all(c, ['env', 'envFrom', 'command', 'args', 'ports', 'volumeMounts'].all(l, !(l in c) || size(c[l]) <= " + items + ")" +
-			" && size(c.?securityContext.?capabilities.?add.orValue([])) <= " + items +
-			" && size(c.?securityContext.?capabilities.?drop.orValue([])) <= " + items + ")",
-		all + ".all(c, c.?command.orValue([]).all(a, size(a) <= " + str + ") && c.?args.orValue([]).all(a, size(a) <= " + str + ")" +
-			" && c.?env.orValue([]).all(e, size(e.?name.orValue('')) <= " + str + " && size(e.?value.orValue('')) <= " + str + ")" +
-			" && c.?volumeMounts.orValue([]).all(m, size(m.?mountPath.orValue('')) <= " + str + ")" +
-			" && size(c.?image.orValue('')) <= " + str + ")",
+		"size(" + t.AllContainers() + ") <= " + strconv.Itoa(celMaxContainers),
+		"size(" + t.list("volumes") + ") <= " + strconv.Itoa(celMaxVolumes),
+		"size(" + t.Meta + ".?labels.orValue({})) <= " + meta,
+		"size(" + t.Meta + ".?annotations.orValue({})) <= " + meta,
+		"size(" + t.TemplateMeta + ".?labels.orValue({})) <= " + meta,
+		"size(" + t.TemplateMeta + ".?annotations.orValue({})) <= " + meta,
 	}
 }
 
-// expression joins the bounds and the policies' conditions.
-func (t celTemplate) expression(conds []string) string {
-	return "(" + strings.Join(append(t.bounds(), conds...), " && ") + ")"
+// sizedList is true when the CEL list l has at most max elements, each e of which meets
+// cond.
+func sizedList(l string, max int, e, cond string) string {
+	return "(size(" + l + ") <= " + strconv.Itoa(max) + " && " + l + ".all(" + e + ", " + cond + "))"
 }
 
-// asciiFold returns the ASCII string that s equals under Unicode simple case folding, the
-// folding of strings.EqualFold, in upper case: "paſſword" gives "PASSWORD", the Kelvin sign
-// "K". It reports false when some character of s folds to no ASCII letter, so that s can
-// equal no ASCII string.
-func asciiFold(s string) (string, bool) {
-	var b strings.Builder
-	for _, r := range s {
-		ascii := rune(-1)
-		for f := r; ; {
-			if f < utf8.RuneSelf {
-				ascii = f
-				break
-			}
-			if f = unicode.SimpleFold(f); f == r {
-				break
-			}
+// expression joins the bounds and the conditions, each class of container conditions in
+// one pass over its containers, with the template's parts bound (see celTemplate).
+func (t celTemplate) expression(c clearance) string {
+	parts := append([]string{t.Linux()}, t.bounds()...)
+	parts = append(parts, c.Pod...)
+	for _, class := range []struct {
+		list  string
+		conds []string
+	}{{t.AllContainers(), c.Containers}, {t.NonEphemeralContainers(), c.NonEphemeral}, {t.LongRunningContainers(), c.LongRunning}} {
+		if len(class.conds) > 0 {
+			parts = append(parts, class.list+".all(c, [c.?securityContext.orValue({})].all(sc, "+strings.Join(class.conds, " && ")+"))")
 		}
-		if ascii < 0 {
-			return "", false
-		}
-		b.WriteRune(unicode.ToUpper(ascii))
 	}
-	return b.String(), true
+	body := strings.Join(parts, " && ")
+	body = "[s.?securityContext.orValue({})].all(psc, " + body + ")"
+	if t.TemplateMeta != t.Meta {
+		body = "[" + t.templateMetaPath + "].all(tm, " + body + ")"
+	}
+	return "[" + t.specPath + "].all(s, [object.metadata].all(om, " + body + "))"
 }
-
-// celASCII matches printable ASCII text with tabs and line breaks: the strings whose
-// comparisons in CEL's lowerAscii and upperAscii agree with strings.EqualFold.
-const celASCII = `^[\t\n\r -~]*$`
 
 // celString quotes s as a CEL string literal.
 func celString(s string) string {

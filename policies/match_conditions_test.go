@@ -349,8 +349,8 @@ func TestMatchConditionsNeverClear(t *testing.T) {
 	}
 	edits := map[string]string{
 		"windows pod":    `{"spec":{"template":{"spec":{"os":{"name":"windows"}}}}}`,
-		"17 containers":  `{"spec":{"template":{"spec":{"initContainers":` + repeatJSON(`{"name":"i%d","image":"ghcr.io/loom/x:1"}`, 16) + `}}}}`,
-		"65 env entries": `{"spec":{"template":{"spec":{"containers":[{"name":"loom","env":` + repeatJSON(`{"name":"V%d","value":"x"}`, 65) + `}]}}}}`,
+		"9 containers":   `{"spec":{"template":{"spec":{"initContainers":` + repeatJSON(`{"name":"i%d","image":"ghcr.io/loom/x:1"}`, celMaxContainers) + `}}}}`,
+		"33 env entries": `{"spec":{"template":{"spec":{"containers":[{"name":"loom","env":` + repeatJSON(`{"name":"V%d","value":"x"}`, celMaxEnv+1) + `}]}}}}`,
 	}
 	for what, patch := range edits {
 		js := mergePatch(t, deploy.json, patch)
@@ -660,6 +660,106 @@ func TestMatchConditionsPSAFixtures(t *testing.T) {
 			if cleared == 0 {
 				t.Errorf("%s:%s: no PSA fixture cleared: the comparison proves nothing", level, version)
 			}
+		}
+	}
+}
+
+// BenchmarkMatchConditions is what the conditions cost the API server for one request: the
+// evaluation of both webhooks' conditions on a compliant Pod (all clear) by k8s.io/apiserver's
+// matcher, as kube-apiserver runs it for every Pod create.
+func BenchmarkMatchConditions(b *testing.B) {
+	objs := fixtureObjects(b)
+	base := fixtureByName(b, objs, "testdata/base/deployment.yaml#0")
+	js := mergePatch(b, base.json, `{}`)
+	var d map[string]any
+	_ = json.Unmarshal(js, &d)
+	tmpl := d["spec"].(map[string]any)["template"].(map[string]any)
+	pod := map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": tmpl["metadata"], "spec": tmpl["spec"]}
+	pjs, _ := json.Marshal(pod)
+	gvk := corev1.SchemeGroupVersion.WithKind("Pod")
+	obj, err := NewDecoder().Decode(pjs, gvk, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	j := newCELJudge(b, MatchConditions(DefaultConfig()))
+	if j.calls(b, obj, gvk, "team-a", admission.Create, "") {
+		b.Fatal("the compliant Pod is not cleared")
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		j.calls(b, obj, gvk, "team-a", admission.Create, "")
+	}
+}
+
+// TestMatchConditionsCostBudget evaluates the conditions, with the API server's cost
+// tracking and limits, on the costliest object they may clear: every list and string at its
+// limit, all of it compliant, so that no condition stops early. An evaluation over budget
+// would be an error (calls fails the test), and under failurePolicy Fail a denial.
+func TestMatchConditionsCostBudget(t *testing.T) {
+	long := func(n int) string { return strings.Repeat("x", n) }
+	var containers []any
+	for i := range celMaxContainers {
+		var env, args, ports, mounts []any
+		for j := range celMaxEnv {
+			env = append(env, map[string]any{"name": fmt.Sprintf("V%d%s", j, strings.Repeat("Y", celMaxName-4)), "value": long(celMaxString)})
+		}
+		for j := range celMaxItems {
+			args = append(args, long(celMaxString))
+			ports = append(ports, map[string]any{"containerPort": 8000 + j})
+			path := "/tmp"
+			if j > 0 {
+				path = "/" + fmt.Sprintf("d%d", j) + strings.Repeat("z", celMaxString-4)
+			}
+			mounts = append(mounts, map[string]any{"name": "tmp", "mountPath": path})
+		}
+		drop := []any{"ALL"}
+		for len(drop) < celMaxItems {
+			drop = append(drop, "NET_RAW")
+		}
+		containers = append(containers, map[string]any{
+			"name": fmt.Sprintf("c%d", i), "image": "ghcr.io/loom/" + strings.Repeat("a", 200) + ":1.0",
+			"command": args, "args": args, "env": env, "ports": ports, "volumeMounts": mounts,
+			"resources": map[string]any{"requests": map[string]any{"cpu": "100m", "memory": "256Mi"}, "limits": map[string]any{"cpu": "500m", "memory": "512Mi"}},
+			"securityContext": map[string]any{"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": map[string]any{"drop": drop}},
+			"livenessProbe":   map[string]any{"httpGet": map[string]any{"path": "/", "port": 8000}},
+			"readinessProbe":  map[string]any{"httpGet": map[string]any{"path": "/", "port": 8000}},
+		})
+	}
+	var volumes []any
+	volumes = append(volumes, map[string]any{"name": "tmp", "emptyDir": map[string]any{}})
+	for len(volumes) < celMaxVolumes {
+		volumes = append(volumes, map[string]any{"name": fmt.Sprintf("v%d", len(volumes)), "emptyDir": map[string]any{}})
+	}
+	labels := map[string]any{"app": "a", "version": "1", "environment": "staging"}
+	annotations := map[string]any{}
+	for i := len(labels); i < celMaxMeta; i++ {
+		labels[fmt.Sprintf("l%d", i)] = "v"
+	}
+	for len(annotations) < celMaxMeta {
+		annotations[fmt.Sprintf("a%d", len(annotations))] = long(100)
+	}
+	pod := map[string]any{"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]any{"name": "costly", "labels": labels, "annotations": annotations},
+		"spec": map[string]any{"containers": containers, "volumes": volumes,
+			"securityContext": map[string]any{"runAsNonRoot": true, "runAsUser": 1000, "seccompProfile": map[string]any{"type": "RuntimeDefault"}}},
+	}
+	js, err := json.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gvk := corev1.SchemeGroupVersion.WithKind("Pod")
+	obj, err := NewDecoder().Decode(js, gvk, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, cfg := range testConfigs(t) {
+		if strings.HasPrefix(name, onlyPrefix) || name == "restricted-registries-digests" {
+			continue
+		}
+		j := newCELJudge(t, MatchConditions(cfg))
+		if j.calls(t, obj, gvk, "team-a", admission.Create, "") && name == "loom-profile" {
+			t.Errorf("%s: the object at every limit is sent; it should be cleared, so that the test measures the whole evaluation", name)
 		}
 	}
 }

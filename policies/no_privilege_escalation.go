@@ -55,8 +55,11 @@ func noPrivilegeEscalation(cfg Settings) Policy {
 		},
 		// Cleared (Linux pods only): every container sets allowPrivilegeEscalation: false and
 		// is not privileged; the fix then finds nothing unset.
-		Clear: func(t celTemplate) ([]string, bool) {
-			return []string{t.AllContainers() + ".all(c, c.?securityContext.?allowPrivilegeEscalation.orValue(true) == false && c.?securityContext.?privileged.orValue(false) != true)"}, true
+		Clear: func(t celTemplate) (clearance, bool) {
+			return clearance{Containers: []string{
+				"sc.?allowPrivilegeEscalation.orValue(true) == false",
+				"sc.?privileged.orValue(false) != true",
+			}}, true
 		},
 		Fix: func(w *Workload) bool {
 			if windowsPod(w) {

@@ -52,7 +52,7 @@ func podSecurity(cfg PodSecurityConfig) Policy {
 		Check: func(w *Workload) field.ErrorList {
 			return ps.check(w, lv)
 		},
-		Clear: func(t celTemplate) ([]string, bool) {
+		Clear: func(t celTemplate) (clearance, bool) {
 			return podSecurityConditions(t, lv)
 		},
 	}
@@ -69,56 +69,55 @@ func podSecurity(cfg PodSecurityConfig) Policy {
 // union of every version's checks from v1.25 on (k8s.io/pod-security-admission/policy);
 // older versions judged seccomp and AppArmor by annotations that they may require, so a
 // level pinned to one is not expressed.
-func podSecurityConditions(t celTemplate, lv psapi.LevelVersion) ([]string, bool) {
+func podSecurityConditions(t celTemplate, lv psapi.LevelVersion) (clearance, bool) {
 	if lv.Level == psapi.LevelPrivileged {
-		return nil, true
+		return clearance{}, true
 	}
 	if !lv.Version.Latest() && lv.Version.Older(psapi.MajorMinorVersion(1, 25)) {
-		return nil, false
+		return clearance{}, false
 	}
-	s := t.Spec
-	conds := append(hostIsolationConditions(t),
-		s+".?securityContext.?windowsOptions.?hostProcess.orValue(false) != true",
-		"size("+s+".?securityContext.?sysctls.orValue([])) == 0",
-		"!"+s+".?securityContext.?seLinuxOptions.hasValue()",
-		"(!"+s+".?securityContext.?appArmorProfile.hasValue() || "+s+".securityContext.appArmorProfile.?type.orValue('') == 'RuntimeDefault')",
-		"(!"+s+".?securityContext.?seccompProfile.hasValue() || "+s+".securityContext.seccompProfile.?type.orValue('') in ['RuntimeDefault', 'Localhost'])",
+	psc := t.PodSC
+	c := hostIsolationConditions(t)
+	c.Pod = append(c.Pod,
+		psc+".?windowsOptions.?hostProcess.orValue(false) != true",
+		"size("+psc+".?sysctls.orValue([])) == 0",
+		"!"+psc+".?seLinuxOptions.hasValue()",
+		"(!"+psc+".?appArmorProfile.hasValue() || "+psc+".appArmorProfile.?type.orValue('') == 'RuntimeDefault')",
+		"(!"+psc+".?seccompProfile.hasValue() || "+psc+".seccompProfile.?type.orValue('') in ['RuntimeDefault', 'Localhost'])",
 		t.TemplateMeta+".?annotations.orValue({}).all(k, !k.startsWith('container.apparmor.security.beta.kubernetes.io/') && "+
 			"!k.startsWith('seccomp.security.alpha.kubernetes.io/') && !k.startsWith('container.seccomp.security.alpha.kubernetes.io/'))",
 	)
-	hosts := make([]string, 0, 10)
+	c.Containers = append(c.Containers,
+		"sc.?privileged.orValue(false) != true",
+		"size(sc.?capabilities.?add.orValue([])) == 0",
+		"sc.?windowsOptions.?hostProcess.orValue(false) != true",
+		"!sc.?seLinuxOptions.hasValue()",
+		"sc.?procMount.orValue('Default') == 'Default'",
+		"(!sc.?appArmorProfile.hasValue() || sc.appArmorProfile.?type.orValue('') == 'RuntimeDefault')",
+		"(!sc.?seccompProfile.hasValue() || sc.seccompProfile.?type.orValue('') in ['RuntimeDefault', 'Localhost'])",
+	)
 	for _, p := range []string{"livenessProbe", "readinessProbe", "startupProbe", "lifecycle.?postStart", "lifecycle.?preStop"} {
 		for _, h := range []string{"httpGet", "tcpSocket"} {
-			hosts = append(hosts, "c.?"+p+".?"+h+".?host.orValue('') == ''")
+			c.Containers = append(c.Containers, "c.?"+p+".?"+h+".?host.orValue('') == ''")
 		}
 	}
-	container := []string{
-		"c.?securityContext.?privileged.orValue(false) != true",
-		"size(c.?securityContext.?capabilities.?add.orValue([])) == 0",
-		"c.?securityContext.?windowsOptions.?hostProcess.orValue(false) != true",
-		"!c.?securityContext.?seLinuxOptions.hasValue()",
-		"c.?securityContext.?procMount.orValue('Default') == 'Default'",
-		"(!c.?securityContext.?appArmorProfile.hasValue() || c.securityContext.appArmorProfile.?type.orValue('') == 'RuntimeDefault')",
-		"(!c.?securityContext.?seccompProfile.hasValue() || c.securityContext.seccompProfile.?type.orValue('') in ['RuntimeDefault', 'Localhost'])",
-	}
-	container = append(container, hosts...)
 	if lv.Level == psapi.LevelRestricted {
-		prof := "c.?securityContext.?seccompProfile.orValue(" + s + ".?securityContext.?seccompProfile.orValue({}))"
-		user := "c.?securityContext.?runAsUser.orValue(" + s + ".?securityContext.?runAsUser.orValue(0))"
-		conds = append(conds,
+		prof := "sc.?seccompProfile.orValue(" + psc + ".?seccompProfile.orValue({}))"
+		user := "sc.?runAsUser.orValue(" + psc + ".?runAsUser.orValue(0))"
+		c.Pod = append(c.Pod,
 			t.list("volumes")+".all(v, v.all(k, k in ['name', 'configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'persistentVolumeClaim', 'projected', 'secret']))",
-			s+".?securityContext.?runAsNonRoot.orValue(true) == true",
-			s+".?securityContext.?runAsUser.orValue(1) != 0",
+			psc+".?runAsNonRoot.orValue(true) == true",
+			psc+".?runAsUser.orValue(1) != 0",
 		)
-		container = append(container,
-			"c.?securityContext.?allowPrivilegeEscalation.orValue(true) == false",
-			"c.?securityContext.?capabilities.?drop.orValue([]).exists(d, d == 'ALL')",
-			"c.?securityContext.?runAsNonRoot.orValue("+s+".?securityContext.?runAsNonRoot.orValue(false)) == true",
-			"type("+user+") == int && "+user+" != 0",
+		c.Containers = append(c.Containers,
+			"sc.?allowPrivilegeEscalation.orValue(true) == false",
+			sizedList("sc.?capabilities.?drop.orValue([])", celMaxItems, "d", "true")+" && sc.?capabilities.?drop.orValue([]).exists(d, d == 'ALL')",
+			"sc.?runAsNonRoot.orValue("+psc+".?runAsNonRoot.orValue(false)) == true",
+			"type("+user+") == int", user+" != 0",
 			"("+prof+".?type.orValue('') == 'RuntimeDefault' || ("+prof+".?type.orValue('') == 'Localhost' && "+prof+".?localhostProfile.orValue('') != ''))",
 		)
 	}
-	return append(conds, t.AllContainers()+".all(c, "+strings.Join(container, " && ")+")"), true
+	return c, true
 }
 
 // PodSecurityID is the ID of the pod-security policy.

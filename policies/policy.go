@@ -23,7 +23,7 @@ type Policy struct {
 	// MatchConditions); false when the policy's config has a setting they cannot express.
 	// Nil for a policy that states none: the API server then calls loomguard for every
 	// object while the policy is on.
-	Clear func(t celTemplate) ([]string, bool)
+	Clear func(t celTemplate) (clearance, bool)
 	// CrossObject says the policy checks the workload against other objects of its
 	// namespace (Workload.Related). Without that view it reports nothing, so it never
 	// denies or warns in admission: only the audit and the CLI can see what it checks.

@@ -49,8 +49,8 @@ func readOnlyRootFilesystem(cfg Settings) Policy {
 		},
 		// Cleared (Linux pods only): every init and regular container sets
 		// readOnlyRootFilesystem: true.
-		Clear: func(t celTemplate) ([]string, bool) {
-			return []string{t.NonEphemeralContainers() + ".all(c, c.?securityContext.?readOnlyRootFilesystem.orValue(false) == true)"}, true
+		Clear: func(t celTemplate) (clearance, bool) {
+			return clearance{NonEphemeral: []string{"sc.?readOnlyRootFilesystem.orValue(false) == true"}}, true
 		},
 		Fix: func(w *Workload) bool {
 			if windowsPod(w) {

@@ -56,22 +56,22 @@ func requiredLabels(cfg RequiredLabelsConfig) Policy {
 		// Cleared: every required label set, every restricted one absent or allowed, on the
 		// template and (even when the object has a controller, which the check forgives) on
 		// the object itself; the fix then has nothing to copy.
-		Clear: func(t celTemplate) ([]string, bool) {
+		Clear: func(t celTemplate) (clearance, bool) {
 			metas := []string{t.TemplateMeta}
 			if t.Meta != t.TemplateMeta {
 				metas = append(metas, t.Meta)
 			}
-			var conds []string
+			var c clearance
 			for _, m := range metas {
 				labels := m + ".?labels.orValue({})"
 				for _, k := range r.required {
-					conds = append(conds, labels+"[?"+celString(k)+"].orValue('') != ''")
+					c.Pod = append(c.Pod, labels+"[?"+celString(k)+"].orValue('') != ''")
 				}
 				for _, l := range r.restricted {
-					conds = append(conds, "(!("+celString(l.key)+" in "+labels+") || "+labels+"["+celString(l.key)+"] in "+celStrings(l.values)+")")
+					c.Pod = append(c.Pod, "(!("+celString(l.key)+" in "+labels+") || "+labels+"["+celString(l.key)+"] in "+celStrings(l.values)+")")
 				}
 			}
-			return conds, true
+			return c, true
 		},
 		Fix: func(w *Workload) bool {
 			if w.Template == w.Meta || w.Controlled() {

@@ -62,12 +62,12 @@ func resourceLimits(cfg ResourceLimitsConfig) Policy {
 		// the API server copies from the limit) for each resource, the request positive and
 		// within the limit, and the limit, rounded up as the check rounds it, within the ratio;
 		// the fix then fills nothing.
-		Clear: func(t celTemplate) ([]string, bool) {
-			conds := make([]string, 0, len(rules))
+		Clear: func(t celTemplate) (clearance, bool) {
+			var c clearance
 			for i := range rules {
-				conds = append(conds, t.NonEphemeralContainers()+".all(c, "+rules[i].clear(ratio)+")")
+				c.NonEphemeral = append(c.NonEphemeral, rules[i].clear(ratio))
 			}
-			return conds, true
+			return c, true
 		},
 		Fix: func(w *Workload) bool {
 			changed := false

@@ -109,10 +109,10 @@ func runAsNonRoot(cfg RunAsNonRootConfig) Policy {
 		},
 		// Cleared (Linux pods only): each container's effective runAsNonRoot is true and its
 		// effective runAsUser set and not 0; the fix then finds nothing unset.
-		Clear: func(t celTemplate) ([]string, bool) {
-			nonRoot := "c.?securityContext.?runAsNonRoot.orValue(" + t.Spec + ".?securityContext.?runAsNonRoot.orValue(false))"
-			user := "c.?securityContext.?runAsUser.orValue(" + t.Spec + ".?securityContext.?runAsUser.orValue(0))"
-			return []string{t.AllContainers() + ".all(c, " + nonRoot + " == true && type(" + user + ") == int && " + user + " != 0)"}, true
+		Clear: func(t celTemplate) (clearance, bool) {
+			nonRoot := "sc.?runAsNonRoot.orValue(" + t.PodSC + ".?runAsNonRoot.orValue(false))"
+			user := "sc.?runAsUser.orValue(" + t.PodSC + ".?runAsUser.orValue(0))"
+			return clearance{Containers: []string{nonRoot + " == true", "type(" + user + ") == int", user + " != 0"}}, true
 		},
 		Fix: func(w *Workload) bool {
 			windows := windowsPod(w)

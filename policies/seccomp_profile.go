@@ -91,8 +91,8 @@ func seccompProfile(cfg SeccompProfileConfig) Policy {
 		// Cleared (Linux pods only): each container's effective profile (its own, else the
 		// pod's) is of an allowed type, a Localhost one naming its file; the fix then finds a
 		// pod profile wherever a container inherits one.
-		Clear: func(t celTemplate) ([]string, bool) {
-			prof := "c.?securityContext.?seccompProfile.orValue(" + t.Spec + ".?securityContext.?seccompProfile.orValue({}))"
+		Clear: func(t celTemplate) (clearance, bool) {
+			prof := "sc.?seccompProfile.orValue(" + t.PodSC + ".?seccompProfile.orValue({}))"
 			var ok []string
 			for _, a := range allowed {
 				switch a {
@@ -103,9 +103,9 @@ func seccompProfile(cfg SeccompProfileConfig) Policy {
 				}
 			}
 			if len(ok) == 0 {
-				return nil, false
+				return clearance{}, false
 			}
-			return []string{t.AllContainers() + ".all(c, " + strings.Join(ok, " || ") + ")"}, true
+			return clearance{Containers: []string{"(" + strings.Join(ok, " || ") + ")"}}, true
 		},
 		Fix: func(w *Workload) bool {
 			if !fixable || windowsPod(w) || (w.Spec.SecurityContext != nil && w.Spec.SecurityContext.SeccompProfile != nil) {

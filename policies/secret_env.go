@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -90,59 +91,51 @@ func secretEnv(cfg SecretEnvConfig) Policy {
 			}
 			return errs
 		},
-		// Cleared: every env name is printable ASCII and holds, in any case, not all the words
-		// of a forbidden name, and a variable whose name holds all the words of a secret name
-		// is empty or from a Secret (so no name is cleared that the word matching, which also
-		// splits camelCase, could find); every literal value, command and args element is
-		// ASCII text without a weak value in it, in any case.
-		Clear: func(t celTemplate) ([]string, bool) {
-			name := "e.?name.orValue('')"
-			upper := name + ".upperAscii()"
-			holds := func(words []string) (string, bool) {
-				conds := make([]string, 0, len(words))
-				for _, w := range words {
-					a, ok := asciiFold(w)
-					if !ok {
-						return "", false // equals no ASCII word: never matches
-					}
-					conds = append(conds, upper+".contains("+celString(a)+")")
-				}
-				return "(" + strings.Join(conds, " && ") + ")", true
+		// Cleared: no env name is, in any case and with any separators, a forbidden name; a
+		// variable whose name holds a secret name's words in a row (wordsPattern) is empty or
+		// from a Secret; no literal value, command or args element holds a weak value, in any
+		// case.
+		Clear: func(t celTemplate) (clearance, bool) {
+			name, value := "e.?name.orValue('')", "e.?value.orValue('')"
+			env := []string{"size(" + name + ") <= " + strconv.Itoa(celMaxName), "size(" + value + ") <= " + strconv.Itoa(celMaxString)}
+			if len(forbidden) > 0 {
+				env = append(env, "!"+name+".matches("+celString(`(?i)^[_.-]*(`+wordsPattern(forbidden)+`)[_.-]*$`)+")")
 			}
-			env := []string{name + ".matches(" + celString(`^[ -~]*$`) + ")"}
-			for _, f := range forbidden {
-				if h, ok := holds(f); ok {
-					env = append(env, "!"+h)
-				}
+			if len(patterns) > 0 {
+				env = append(env, "(!"+name+".matches("+celString(`(?i)`+wordsPattern(patterns))+") || ("+value+" == '' && (!has(e.valueFrom) || has(e.valueFrom.secretKeyRef))))")
 			}
-			var secretLike []string
-			for _, p := range patterns {
-				if h, ok := holds(p); ok {
-					secretLike = append(secretLike, h)
-				}
-			}
-			if len(secretLike) > 0 {
-				env = append(env, "(!("+strings.Join(secretLike, " || ")+") || (e.?value.orValue('') == '' && (!has(e.valueFrom) || has(e.valueFrom.secretKeyRef))))")
-			}
-			text := func(s string) string {
-				conds := []string{s + ".matches(" + celString(celASCII) + ")"}
-				for _, v := range weak {
-					if a, ok := asciiFold(v); ok {
-						conds = append(conds, "!"+s+".lowerAscii().contains("+celString(strings.ToLower(a))+")")
-					}
-				}
-				return strings.Join(conds, " && ")
-			}
+			var conds []string
 			if len(weak) > 0 {
-				env = append(env, text("e.?value.orValue('')"))
+				alts := make([]string, len(weak))
+				for i, v := range weak {
+					alts[i] = regexp.QuoteMeta(v)
+				}
+				weakRE := celString(`(?i)` + strings.Join(alts, "|"))
+				env = append(env, "!"+value+".matches("+weakRE+")")
+				for _, list := range []string{"command", "args"} {
+					conds = append(conds, sizedList("c.?"+list+".orValue([])", celMaxItems, "a", "size(a) <= "+strconv.Itoa(celMaxString)+" && !a.matches("+weakRE+")"))
+				}
 			}
-			c := "c.?env.orValue([]).all(e, " + strings.Join(env, " && ") + ")"
-			if len(weak) > 0 {
-				c += " && c.?command.orValue([]).all(a, " + text("a") + ") && c.?args.orValue([]).all(a, " + text("a") + ")"
-			}
-			return []string{t.AllContainers() + ".all(c, " + c + ")"}, true
+			return clearance{Containers: append([]string{sizedList("c.?env.orValue([])", celMaxEnv, "e", strings.Join(env, " && "))}, conds...)}, true
 		},
 	}
+}
+
+// wordsPattern is a regular expression for the names in which each pattern's words follow
+// each other, any separators between them: API_KEY gives API[_.-]*KEY, which matches
+// OPENAI_API_KEY, apiKey and api-key. Matched case-insensitively ((?i) folds as
+// strings.EqualFold does), it matches every name that holds a pattern's words as a run of its
+// own words, and more (TOKENIZER holds TOKEN): the conditions only need the first.
+func wordsPattern(patterns [][]string) string {
+	alts := make([]string, len(patterns))
+	for i, words := range patterns {
+		quoted := make([]string, len(words))
+		for j, w := range words {
+			quoted[j] = regexp.QuoteMeta(w)
+		}
+		alts[i] = strings.Join(quoted, "[_.-]*")
+	}
+	return strings.Join(alts, "|")
 }
 
 // envSource returns the field of env[i] that supplies a secret-like variable's value other

@@ -71,17 +71,17 @@ func writablePaths(cfg WritablePathsConfig) Policy {
 		// itself, and every mount at the path is writable: not readOnly, of an emptyDir
 		// volume. Every mountPath must already be clean (no ".", "..", "//" or trailing "/"),
 		// so that the mount at the path is the one the check finds; the fix then adds none.
-		Clear: func(t celTemplate) ([]string, bool) {
+		Clear: func(t celTemplate) (clearance, bool) {
 			volumes := t.list("volumes")
-			conds := []string{t.NonEphemeralContainers() + ".all(c, c.?volumeMounts.orValue([]).all(m, m.?mountPath.orValue('').matches(" + celString(cleanMountPath) + ")))"}
+			conds := []string{sizedList("c.?volumeMounts.orValue([])", celMaxItems, "m", "size(m.?mountPath.orValue('')) <= "+strconv.Itoa(celMaxString)+" && m.?mountPath.orValue('').matches("+celString(cleanMountPath)+")")}
 			for _, wp := range paths {
 				p := celString(wp.path)
-				conds = append(conds, t.NonEphemeralContainers()+".all(c, c.?volumeMounts.orValue([]).exists(m, m.?mountPath.orValue('') == "+p+") && "+
+				conds = append(conds, "c.?volumeMounts.orValue([]).exists(m, m.?mountPath.orValue('') == "+p+")",
 					"c.?volumeMounts.orValue([]).all(m, m.?mountPath.orValue('') != "+p+" || (m.?readOnly.orValue(false) != true && "+
-					volumes+".exists(v, v.?name.orValue('') == m.?name.orValue('')) && "+
-					volumes+".all(v, v.?name.orValue('') != m.?name.orValue('') || has(v.emptyDir)))))")
+						volumes+".exists(v, v.?name.orValue('') == m.?name.orValue('')) && "+
+						volumes+".all(v, v.?name.orValue('') != m.?name.orValue('') || has(v.emptyDir))))")
 			}
-			return conds, true
+			return clearance{NonEphemeral: conds}, true
 		},
 		Fix: func(w *Workload) bool {
 			changed := false
