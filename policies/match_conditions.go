@@ -172,7 +172,7 @@ func globRegexp(g string) string {
 // own), Meta the object's metadata om, PodSC the pod's securityContext psc ({} when unset);
 // in container conditions, c is the container and sc its securityContext ({} when unset).
 type celTemplate struct {
-	kind                                  *WorkloadKind
+	kind                                    *WorkloadKind
 	Object, Meta, TemplateMeta, Spec, PodSC string
 	// specPath and templateMetaPath select the spec and the template's metadata from the
 	// object; specPresent tests that specPath can be selected.

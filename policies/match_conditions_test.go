@@ -720,7 +720,7 @@ func TestMatchConditionsCostBudget(t *testing.T) {
 		containers = append(containers, map[string]any{
 			"name": fmt.Sprintf("c%d", i), "image": "ghcr.io/loom/" + strings.Repeat("a", 200) + ":1.0",
 			"command": args, "args": args, "env": env, "ports": ports, "volumeMounts": mounts,
-			"resources": map[string]any{"requests": map[string]any{"cpu": "100m", "memory": "256Mi"}, "limits": map[string]any{"cpu": "500m", "memory": "512Mi"}},
+			"resources":       map[string]any{"requests": map[string]any{"cpu": "100m", "memory": "256Mi"}, "limits": map[string]any{"cpu": "500m", "memory": "512Mi"}},
 			"securityContext": map[string]any{"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": map[string]any{"drop": drop}},
 			"livenessProbe":   map[string]any{"httpGet": map[string]any{"path": "/", "port": 8000}},
 			"readinessProbe":  map[string]any{"httpGet": map[string]any{"path": "/", "port": 8000}},
