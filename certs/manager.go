@@ -231,56 +231,50 @@ func (r *Rotator) reconcile(ctx context.Context) (time.Time, error) {
 
 func (m *Manager) injectMutating(ctx context.Context, name string, bundle []byte) error {
 	api := m.o.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	changed := false
-	// Other writers of the same object (loomguard's match-condition syncer, an apply) win a
-	// conflict: reread and set the caBundle on their version.
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cfg, err := api.Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if !setBundle(len(cfg.Webhooks), func(i int) *admissionregistrationv1.WebhookClientConfig { return &cfg.Webhooks[i].ClientConfig }, bundle) {
-			return nil
-		}
-		_, err = api.Update(ctx, cfg, metav1.UpdateOptions{FieldManager: fieldManager})
-		changed = err == nil
-		return err
-	})
-	switch {
-	case apierrors.IsNotFound(err):
-		m.log.Info("MutatingWebhookConfiguration not found; its caBundle is set when it is created", "name", name)
-		return nil
-	case err != nil:
-		return fmt.Errorf("injecting the caBundle into MutatingWebhookConfiguration %s: %w", name, err)
-	case changed:
-		m.log.Info("injected the caBundle", "mutatingWebhookConfiguration", name)
-	}
-	return nil
+	return inject(ctx, m, "MutatingWebhookConfiguration", "mutatingWebhookConfiguration", name, bundle, api.Get, api.Update,
+		func(cfg *admissionregistrationv1.MutatingWebhookConfiguration) (int, func(int) *admissionregistrationv1.WebhookClientConfig) {
+			return len(cfg.Webhooks), func(i int) *admissionregistrationv1.WebhookClientConfig { return &cfg.Webhooks[i].ClientConfig }
+		})
 }
 
 func (m *Manager) injectValidating(ctx context.Context, name string, bundle []byte) error {
 	api := m.o.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations()
+	return inject(ctx, m, "ValidatingWebhookConfiguration", "validatingWebhookConfiguration", name, bundle, api.Get, api.Update,
+		func(cfg *admissionregistrationv1.ValidatingWebhookConfiguration) (int, func(int) *admissionregistrationv1.WebhookClientConfig) {
+			return len(cfg.Webhooks), func(i int) *admissionregistrationv1.WebhookClientConfig { return &cfg.Webhooks[i].ClientConfig }
+		})
+}
+
+// inject sets bundle as the caBundle of every webhook of the configuration name, of the
+// given kind (logged under key). Other writers of the same object (loomguard's
+// match-condition syncer, an apply) win a conflict: it rereads and sets the caBundle on their
+// version.
+func inject[T any](ctx context.Context, m *Manager, kind, key, name string, bundle []byte,
+	get func(context.Context, string, metav1.GetOptions) (T, error),
+	update func(context.Context, T, metav1.UpdateOptions) (T, error),
+	clientConfigs func(T) (int, func(int) *admissionregistrationv1.WebhookClientConfig),
+) error {
 	changed := false
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cfg, err := api.Get(ctx, name, metav1.GetOptions{})
+		cfg, err := get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
-		if !setBundle(len(cfg.Webhooks), func(i int) *admissionregistrationv1.WebhookClientConfig { return &cfg.Webhooks[i].ClientConfig }, bundle) {
+		if n, cc := clientConfigs(cfg); !setBundle(n, cc, bundle) {
 			return nil
 		}
-		_, err = api.Update(ctx, cfg, metav1.UpdateOptions{FieldManager: fieldManager})
+		_, err = update(ctx, cfg, metav1.UpdateOptions{FieldManager: fieldManager})
 		changed = err == nil
 		return err
 	})
 	switch {
 	case apierrors.IsNotFound(err):
-		m.log.Info("ValidatingWebhookConfiguration not found; its caBundle is set when it is created", "name", name)
+		m.log.Info(kind+" not found; its caBundle is set when it is created", "name", name)
 		return nil
 	case err != nil:
-		return fmt.Errorf("injecting the caBundle into ValidatingWebhookConfiguration %s: %w", name, err)
+		return fmt.Errorf("injecting the caBundle into %s %s: %w", kind, name, err)
 	case changed:
-		m.log.Info("injected the caBundle", "validatingWebhookConfiguration", name)
+		m.log.Info("injected the caBundle", key, name)
 	}
 	return nil
 }

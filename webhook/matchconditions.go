@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -281,20 +282,6 @@ func toAPIConditions(in []policies.MatchCondition) []admissionregistrationv1.Mat
 	return out
 }
 
-// equalConditions reports whether a and b are the same conditions in the same order (nil
-// and empty are the same).
-func equalConditions(a, b []admissionregistrationv1.MatchCondition) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // missingWebhookError: the configuration exists but holds no webhook of loomguard's name.
 type missingWebhookError struct{ kind, name, webhook string }
 
@@ -338,7 +325,7 @@ func (t *target[C]) sync(ctx context.Context, want []admissionregistrationv1.Mat
 		if p == nil {
 			return &missingWebhookError{kind: t.kind, name: t.name, webhook: t.webhook}
 		}
-		if equalConditions(*p, want) {
+		if slices.Equal(*p, want) {
 			return nil
 		}
 		*p = want

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -83,7 +84,7 @@ func checkUntouched(t testing.TB, what, name string, cc admissionregistrationv1.
 	if string(cc.CABundle) != string(testCABundle) {
 		t.Errorf("%s: caBundle changed to %q", what, cc.CABundle)
 	}
-	if name == "other.example.com" && !equalConditions(conds, []admissionregistrationv1.MatchCondition{stranger}) {
+	if name == "other.example.com" && !slices.Equal(conds, []admissionregistrationv1.MatchCondition{stranger}) {
 		t.Errorf("%s: someone else's matchConditions changed to %v", what, conds)
 	}
 }
@@ -110,7 +111,7 @@ func testEngines(t testing.TB) (first, second *policies.Engine) {
 	}
 	first = compile("")
 	second = compile("namespaces:\n  - names: [legacy-*]\n    action: warn\n")
-	if equalConditions(want(first), want(second)) {
+	if slices.Equal(want(first), want(second)) {
 		t.Fatalf("the test configs have the same matchConditions %v: pick configs that differ", want(first))
 	}
 	return first, second
@@ -189,7 +190,7 @@ func TestMatchConditionsSync(t *testing.T) {
 			t.Fatalf("step %d: %v", step, err)
 		}
 		mut, val := liveConditions(t, client)
-		if !equalConditions(mut, want(e)) || !equalConditions(val, want(e)) {
+		if !slices.Equal(mut, want(e)) || !slices.Equal(val, want(e)) {
 			t.Errorf("step %d: live conditions mutating %v validating %v, want %v", step, mut, val, want(e))
 		}
 		wantUpdates := 2
@@ -254,7 +255,7 @@ func TestMatchConditionsSyncConflict(t *testing.T) {
 		if w.ClientConfig.CABundle[0] != 'X' {
 			t.Errorf("%s: the other writer's caBundle was undone", w.Name)
 		}
-		if w.Name == ValidatingWebhookName && !equalConditions(w.MatchConditions, want(first)) {
+		if w.Name == ValidatingWebhookName && !slices.Equal(w.MatchConditions, want(first)) {
 			t.Errorf("conditions %v after the conflict, want %v", w.MatchConditions, want(first))
 		}
 	}
@@ -289,7 +290,7 @@ func TestMatchConditionsSyncRejected(t *testing.T) {
 	if len(mut) != 0 {
 		t.Errorf("mutating conditions %v after a rejection, want none", mut)
 	}
-	if !equalConditions(val, want(first)) {
+	if !slices.Equal(val, want(first)) {
 		t.Errorf("validating conditions %v, want %v", val, want(first))
 	}
 	if got := testutil.ToFloat64(m.matchConditionUpdates.WithLabelValues(webhookMutate, matchUpdateRejected)); got != 1 {
@@ -351,7 +352,7 @@ func TestMatchConditionsSyncerRun(t *testing.T) {
 	in := func(e *policies.Engine) func() bool {
 		return func() bool {
 			mut, val := liveConditions(t, client)
-			return equalConditions(mut, want(e)) && equalConditions(val, want(e))
+			return slices.Equal(mut, want(e)) && slices.Equal(val, want(e))
 		}
 	}
 	waitFor(t, "the conditions at start", in(first))

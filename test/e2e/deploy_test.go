@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -194,12 +195,12 @@ func TestDeploySelfManaged(t *testing.T) {
 			return err
 		}
 		for _, w := range m.Webhooks {
-			if !sameConditions(w.MatchConditions, wantConditions) || !bytes.Equal(w.ClientConfig.CABundle, bundle) {
+			if !slices.Equal(w.MatchConditions, wantConditions) || !bytes.Equal(w.ClientConfig.CABundle, bundle) {
 				return fmt.Errorf("mutating webhook %s: matchConditions %v (want %v), caBundle kept %v", w.Name, w.MatchConditions, wantConditions, bytes.Equal(w.ClientConfig.CABundle, bundle))
 			}
 		}
 		for _, w := range v.Webhooks {
-			if !sameConditions(w.MatchConditions, wantConditions) || !bytes.Equal(w.ClientConfig.CABundle, bundle) {
+			if !slices.Equal(w.MatchConditions, wantConditions) || !bytes.Equal(w.ClientConfig.CABundle, bundle) {
 				return fmt.Errorf("validating webhook %s: matchConditions %v (want %v), caBundle kept %v", w.Name, w.MatchConditions, wantConditions, bytes.Equal(w.ClientConfig.CABundle, bundle))
 			}
 		}

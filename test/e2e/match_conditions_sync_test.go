@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,23 +72,11 @@ func (s *scenario) waitForConditions(what string, want []admissionregistrationv1
 		if err != nil {
 			return err
 		}
-		if !sameConditions(m, want) || !sameConditions(v, want) {
+		if !slices.Equal(m, want) || !slices.Equal(v, want) {
 			return fmt.Errorf("live matchConditions: mutating %v, validating %v; want %v", m, v, want)
 		}
 		return nil
 	})
-}
-
-func sameConditions(a, b []admissionregistrationv1.MatchCondition) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // resetConditions removes the matchConditions of every webhook of both configurations, as an
@@ -144,7 +133,7 @@ func TestMatchConditionsFollowConfig(t *testing.T) {
 	// A reload to a config whose conditions differ: a namespace of its own actions.
 	changed := "namespaces:\n  - names: [" + s.ns + "]\n    action: warn\n"
 	want := generatedConditions(t, changed)
-	if sameConditions(want, base) {
+	if slices.Equal(want, base) {
 		t.Fatalf("the test's config has the base config's matchConditions %v: pick one that changes them", base)
 	}
 	updates := func() float64 {
