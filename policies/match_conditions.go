@@ -53,7 +53,27 @@ const (
 // Each policy states its own conditions next to its checks (Policy.Clear). MatchConditions
 // returns nil — call loomguard for every request — when some policy that is not off cannot
 // express its checks as conditions under cfg.
+//
+// These are the validating webhook's conditions; MutatingMatchConditions are the mutating
+// webhook's.
 func MatchConditions(cfg *Config) []MatchCondition {
+	return matchConditions(cfg, false)
+}
+
+// MutatingMatchConditions returns the matchConditions of loomguard's mutating webhook under
+// cfg, which only applies fixes (it never denies or warns: the validating webhook does,
+// with MatchConditions): they clear an object when no fix of a policy that fixes in
+// admission (enforced or warned, its fix on) would change it. They are MatchConditions
+// with only those policies' conditions, so they are cheaper for the API server to evaluate
+// and clear at least what MatchConditions clears; nil means call the mutating webhook for
+// every request.
+func MutatingMatchConditions(cfg *Config) []MatchCondition {
+	return matchConditions(cfg, true)
+}
+
+// matchConditions builds the conditions of the validating webhook, or with fixesOnly of the
+// mutating one.
+func matchConditions(cfg *Config, fixesOnly bool) []MatchCondition {
 	catalog := Catalog(cfg)
 	e, err := newEngine(cfg, catalog, nil)
 	if err != nil {
@@ -62,8 +82,12 @@ func MatchConditions(cfg *Config) []MatchCondition {
 	var active []*Policy
 	for i := range e.policies {
 		p := &e.policies[i]
-		if e.actions[p.ID] == ActionOff || p.CrossObject {
+		a := e.actions[p.ID]
+		switch {
+		case a == ActionOff || p.CrossObject:
 			continue // off, or reports nothing in admission (no related objects there)
+		case fixesOnly && (!e.fixes[p.ID] || (a != ActionEnforce && a != ActionWarn)):
+			continue // Engine.Mutate does not apply its fix
 		}
 		if p.Clear == nil {
 			return nil

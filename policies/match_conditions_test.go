@@ -272,6 +272,11 @@ func TestMatchConditionsSound(t *testing.T) {
 				t.Fatal(err)
 			}
 			j := newCELJudge(t, conds)
+			mconds := MutatingMatchConditions(cfg)
+			if mconds == nil {
+				t.Fatal("no mutating matchConditions")
+			}
+			jm := newCELJudge(t, mconds)
 			objs := objs
 			if seed, ok := compliantSeeds[name]; ok {
 				base := fixtureByName(t, objs, "testdata/base/deployment.yaml#0")
@@ -283,6 +288,18 @@ func TestMatchConditionsSound(t *testing.T) {
 				obj, err := dec.Decode(js, gvk, false)
 				if err != nil {
 					return false
+				}
+				// The mutating webhook's conditions: cleared means no fix.
+				if !jm.calls(t, obj, gvk, ns, admission.Create, "") {
+					o, _ := dec.Decode(js, gvk, false)
+					w, _ := NewWorkload(o)
+					if fixed := e.Mutate(w, ns); len(fixed) > 0 {
+						if unsound++; unsound <= 5 {
+							t.Errorf("%s in %s: the mutating webhook's conditions skip it, yet loomguard would fix %v\n%s", source, ns, fixed, js)
+						}
+					}
+				} else if !j.calls(t, obj, gvk, ns, admission.Create, "") {
+					t.Errorf("%s in %s: the validating webhook's conditions clear it, the mutating webhook's do not", source, ns)
 				}
 				if j.calls(t, obj, gvk, ns, admission.Create, "") {
 					return false

@@ -59,7 +59,7 @@ type MatchConditionsOptions struct {
 }
 
 // MatchConditionsSyncer keeps the matchConditions of loomguard's two webhooks in the live
-// webhook configurations equal to policies.MatchConditions of the config in force, so that
+// webhook configurations equal to WantMatchConditions of the config in force, so that
 // the API server calls loomguard only for objects that may need it. It sets them at start,
 // after every change of the config in force (a reload on file change or SIGHUP), and
 // whenever someone else changes the configurations (a `kubectl apply`, `kubectl replace` or
@@ -218,13 +218,13 @@ func (s *MatchConditionsSyncer) Sync(ctx context.Context) error {
 		return errors.New("no config in force")
 	}
 	cfg := e.Config()
-	var want []admissionregistrationv1.MatchCondition
-	if !s.o.Remove {
-		want = toAPIConditions(policies.MatchConditions(cfg))
-	}
 	digest := ConfigDigest(cfg)
 	var errs []error
 	for _, t := range s.targets {
+		var want []admissionregistrationv1.MatchCondition
+		if !s.o.Remove {
+			want = WantMatchConditions(t.webhookName(), cfg)
+		}
 		errs = append(errs, s.syncTarget(ctx, t, want, digest))
 	}
 	return errors.Join(errs...)
@@ -268,6 +268,17 @@ func (s *MatchConditionsSyncer) count(t matchTarget, result string) {
 	if s.o.Metrics != nil {
 		s.o.Metrics.matchConditionUpdates.WithLabelValues(t.metricLabel(), result).Inc()
 	}
+}
+
+// WantMatchConditions are the matchConditions that the webhook of the given name
+// (MutatingWebhookName or ValidatingWebhookName) must carry under cfg:
+// policies.MutatingMatchConditions for the mutating webhook, which only fixes, and
+// policies.MatchConditions for the validating one. None is nil.
+func WantMatchConditions(webhook string, cfg *policies.Config) []admissionregistrationv1.MatchCondition {
+	if webhook == MutatingWebhookName {
+		return toAPIConditions(policies.MutatingMatchConditions(cfg))
+	}
+	return toAPIConditions(policies.MatchConditions(cfg))
 }
 
 // toAPIConditions converts the generator's conditions; none is nil.

@@ -117,9 +117,14 @@ func testEngines(t testing.TB) (first, second *policies.Engine) {
 	return first, second
 }
 
-// want is what the syncer must write for e.
+// want and wantMut are what the syncer must write for e on the validating and the mutating
+// webhook.
 func want(e *policies.Engine) []admissionregistrationv1.MatchCondition {
-	return toAPIConditions(policies.MatchConditions(e.Config()))
+	return WantMatchConditions(ValidatingWebhookName, e.Config())
+}
+
+func wantMut(e *policies.Engine) []admissionregistrationv1.MatchCondition {
+	return WantMatchConditions(MutatingWebhookName, e.Config())
 }
 
 func newTestSyncer(t testing.TB, client *fake.Clientset, engine *atomic.Pointer[policies.Engine], changed <-chan struct{}) (*MatchConditionsSyncer, *Metrics) {
@@ -190,8 +195,8 @@ func TestMatchConditionsSync(t *testing.T) {
 			t.Fatalf("step %d: %v", step, err)
 		}
 		mut, val := liveConditions(t, client)
-		if !slices.Equal(mut, want(e)) || !slices.Equal(val, want(e)) {
-			t.Errorf("step %d: live conditions mutating %v validating %v, want %v", step, mut, val, want(e))
+		if !slices.Equal(mut, wantMut(e)) || !slices.Equal(val, want(e)) {
+			t.Errorf("step %d: live conditions mutating %v validating %v, want %v and %v", step, mut, val, wantMut(e), want(e))
 		}
 		wantUpdates := 2
 		if step == 1 {
@@ -352,7 +357,7 @@ func TestMatchConditionsSyncerRun(t *testing.T) {
 	in := func(e *policies.Engine) func() bool {
 		return func() bool {
 			mut, val := liveConditions(t, client)
-			return slices.Equal(mut, want(e)) && slices.Equal(val, want(e))
+			return slices.Equal(mut, wantMut(e)) && slices.Equal(val, want(e))
 		}
 	}
 	waitFor(t, "the conditions at start", in(first))

@@ -8,9 +8,11 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/loomguard/loomguard/policies"
+	"github.com/loomguard/loomguard/webhook"
 )
 
 func policiesCommand(args []string, stdout, stderr io.Writer) int {
@@ -22,7 +24,7 @@ func policiesCommand(args []string, stdout, stderr io.Writer) int {
 and its description. "wide" adds the fields each policy reads; "json" has everything;
 "markdown" is the policy reference, docs/policies.md, which is generated with it.
 "match-conditions" prints, as YAML, the matchConditions that loomguard serve keeps on
-both of its webhooks under the config: the API server skips loomguard for the objects
+each of its webhooks under the config: the API server skips loomguard for the objects
 they clear (docs/match-conditions.md); an empty list means every object is sent.`,
 		exitCodes: `  0  listed
   2  usage or config error`,
@@ -45,7 +47,7 @@ they clear (docs/match-conditions.md); an empty list means every object is sent.
 	var err error
 	switch output.value {
 	case "match-conditions":
-		err = writeMatchConditions(stdout, policies.MatchConditions(engine.Config()))
+		err = writeMatchConditions(stdout, engine.Config())
 	case "json":
 		err = writePoliciesJSON(stdout, list)
 	case "markdown":
@@ -251,12 +253,22 @@ func markdownCell(s string) string {
 	return strings.ReplaceAll(s, "|", `\|`)
 }
 
-// writeMatchConditions writes conds as the matchConditions field of a webhook, in YAML.
-func writeMatchConditions(w io.Writer, conds []policies.MatchCondition) error {
-	if conds == nil {
-		conds = []policies.MatchCondition{}
+// writeMatchConditions writes, as YAML, the webhooks of loomguard's configurations with the
+// matchConditions serve keeps on them under cfg (webhook.WantMatchConditions).
+func writeMatchConditions(w io.Writer, cfg *policies.Config) error {
+	type hook struct {
+		Name            string                                   `json:"name"`
+		MatchConditions []admissionregistrationv1.MatchCondition `json:"matchConditions"`
 	}
-	out, err := yaml.Marshal(map[string]any{"matchConditions": conds})
+	var hooks []hook
+	for _, name := range []string{webhook.MutatingWebhookName, webhook.ValidatingWebhookName} {
+		conds := webhook.WantMatchConditions(name, cfg)
+		if conds == nil {
+			conds = []admissionregistrationv1.MatchCondition{}
+		}
+		hooks = append(hooks, hook{Name: name, MatchConditions: conds})
+	}
+	out, err := yaml.Marshal(map[string]any{"webhooks": hooks})
 	if err != nil {
 		return fmt.Errorf("encoding the matchConditions: %w", err)
 	}

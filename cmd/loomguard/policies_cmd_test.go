@@ -6,9 +6,11 @@ import (
 	"reflect"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/loomguard/loomguard/policies"
+	"github.com/loomguard/loomguard/webhook"
 )
 
 // TestPoliciesMatchConditions: `policies -o match-conditions` prints the matchConditions
@@ -17,11 +19,12 @@ import (
 func TestPoliciesMatchConditions(t *testing.T) {
 	for _, tt := range []struct {
 		name, config string
-		want         []policies.MatchCondition
+		counts       [2]int // conditions printed for the mutating and the validating webhook
 	}{
-		{name: "loom profile", want: policies.MatchConditions(policies.DefaultConfig())},
-		{name: "exception everywhere", config: "exceptions:\n- {name: x, policies: [image-tag], namespace: \"*\", workload: \"*\", owner: me, reason: r, expires: \"2099-01-01\"}\n", want: []policies.MatchCondition{}},
-		{name: "pod-security before v1.25", config: "policies:\n  pod-security: {version: v1.20}\n", want: []policies.MatchCondition{}},
+		{name: "loom profile", counts: [2]int{7, 7}},
+		{name: "exception everywhere", config: "exceptions:\n- {name: x, policies: [image-tag], namespace: \"*\", workload: \"*\", owner: me, reason: r, expires: \"2099-01-01\"}\n"},
+		// pod-security has no fix: the mutating webhook's conditions do not need it.
+		{name: "pod-security before v1.25", config: "policies:\n  pod-security: {version: v1.20}\n", counts: [2]int{7, 0}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			args := []string{"policies", "-o", "match-conditions"}
@@ -37,16 +40,32 @@ func TestPoliciesMatchConditions(t *testing.T) {
 				t.Fatalf("exit %d: %s", res.code, res.stderr)
 			}
 			var got struct {
-				MatchConditions []policies.MatchCondition `json:"matchConditions"`
+				Webhooks []struct {
+					Name            string                                   `json:"name"`
+					MatchConditions []admissionregistrationv1.MatchCondition `json:"matchConditions"`
+				} `json:"webhooks"`
 			}
 			if err := yaml.UnmarshalStrict([]byte(res.stdout), &got); err != nil {
-				t.Fatalf("output is not a matchConditions list: %v\n%s", err, res.stdout)
+				t.Fatalf("output is not a list of webhooks: %v\n%s", err, res.stdout)
 			}
-			if len(tt.want) > 0 && len(got.MatchConditions) != 7 {
-				t.Errorf("%d conditions, want one per workload kind (7)", len(got.MatchConditions))
+			if len(got.Webhooks) != 2 || got.Webhooks[0].Name != webhook.MutatingWebhookName || got.Webhooks[1].Name != webhook.ValidatingWebhookName {
+				t.Fatalf("webhooks %+v, want %s and %s", got.Webhooks, webhook.MutatingWebhookName, webhook.ValidatingWebhookName)
 			}
-			if !reflect.DeepEqual(got.MatchConditions, tt.want) {
-				t.Errorf("printed %d conditions, want %d (policies.MatchConditions)", len(got.MatchConditions), len(tt.want))
+			cfg, errs := policies.LoadConfig([]byte(tt.config))
+			if len(errs) > 0 {
+				t.Fatal(errs.ToAggregate())
+			}
+			for i, w := range got.Webhooks {
+				want := webhook.WantMatchConditions(w.Name, cfg)
+				if want == nil {
+					want = []admissionregistrationv1.MatchCondition{}
+				}
+				if len(want) != tt.counts[i] {
+					t.Errorf("%s: %d conditions generated, want %d", w.Name, len(want), tt.counts[i])
+				}
+				if !reflect.DeepEqual(w.MatchConditions, want) {
+					t.Errorf("%s: printed %d conditions, want %d (webhook.WantMatchConditions)", w.Name, len(w.MatchConditions), len(want))
+				}
 			}
 		})
 	}

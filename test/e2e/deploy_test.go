@@ -195,13 +195,13 @@ func TestDeploySelfManaged(t *testing.T) {
 			return err
 		}
 		for _, w := range m.Webhooks {
-			if !slices.Equal(w.MatchConditions, wantConditions) || !bytes.Equal(w.ClientConfig.CABundle, bundle) {
-				return fmt.Errorf("mutating webhook %s: matchConditions %v (want %v), caBundle kept %v", w.Name, w.MatchConditions, wantConditions, bytes.Equal(w.ClientConfig.CABundle, bundle))
+			if !slices.Equal(w.MatchConditions, wantConditions.mutating) || !bytes.Equal(w.ClientConfig.CABundle, bundle) {
+				return fmt.Errorf("mutating webhook %s: matchConditions %v (want %v), caBundle kept %v", w.Name, w.MatchConditions, wantConditions.mutating, bytes.Equal(w.ClientConfig.CABundle, bundle))
 			}
 		}
 		for _, w := range v.Webhooks {
-			if !slices.Equal(w.MatchConditions, wantConditions) || !bytes.Equal(w.ClientConfig.CABundle, bundle) {
-				return fmt.Errorf("validating webhook %s: matchConditions %v (want %v), caBundle kept %v", w.Name, w.MatchConditions, wantConditions, bytes.Equal(w.ClientConfig.CABundle, bundle))
+			if !slices.Equal(w.MatchConditions, wantConditions.validating) || !bytes.Equal(w.ClientConfig.CABundle, bundle) {
+				return fmt.Errorf("validating webhook %s: matchConditions %v (want %v), caBundle kept %v", w.Name, w.MatchConditions, wantConditions.validating, bytes.Equal(w.ClientConfig.CABundle, bundle))
 			}
 		}
 		return nil
