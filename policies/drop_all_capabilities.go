@@ -97,7 +97,7 @@ func dropAllCapabilities(cfg DropAllCapabilitiesConfig) Policy {
 			return clearance{Containers: []string{
 				sizedList("sc.?capabilities.?drop.orValue([])", celMaxItems, "d", "true") + " && sc.?capabilities.?drop.orValue([]).exists(d, d == 'ALL')",
 				"size(sc.?capabilities.?add.orValue([])) == 0",
-			}}, true
+			}, Cost: uint64(celMaxContainers) * (20*celMaxItems + 100)}, true
 		},
 		Fix: func(w *Workload) bool {
 			if windowsPod(w) {

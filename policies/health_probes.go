@@ -53,9 +53,9 @@ func healthProbes(_ Settings) Policy {
 			case t.kind.RunsToCompletion:
 				return clearance{}, true
 			case t.kind.TemplatePath == nil: // a Pod: its restartPolicy says
-				return clearance{Pod: []string{"(" + t.RunsToCompletion() + " || " + t.LongRunningContainers() + ".all(c, " + probes + "))"}}, true
+				return clearance{Pod: []string{"(" + t.RunsToCompletion() + " || " + t.LongRunningContainers() + ".all(c, " + probes + "))"}, Cost: uint64(celMaxContainers) * 100}, true
 			}
-			return clearance{LongRunning: []string{probes}}, true
+			return clearance{LongRunning: []string{probes}, Cost: uint64(celMaxContainers) * 100}, true
 		},
 	}
 }

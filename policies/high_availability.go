@@ -63,7 +63,7 @@ func highAvailability(cfg HighAvailabilityConfig) Policy {
 			if cfg.SpreadFromReplicas > 0 {
 				ok += " && (" + replicas + " < " + strconv.Itoa(int(cfg.SpreadFromReplicas)) + " || size(" + t.list("topologySpreadConstraints") + ") > 0)"
 			}
-			return clearance{Pod: []string{"(!(" + key + " in " + labels + ") || !(" + labels + "[" + key + "] in " + celStrings(values) + ") || (" + ok + "))"}}, true
+			return clearance{Pod: []string{"(!(" + key + " in " + labels + ") || !(" + labels + "[" + key + "] in " + celStrings(values) + ") || (" + ok + "))"}, Cost: 200}, true
 		},
 	}
 }

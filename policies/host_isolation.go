@@ -80,5 +80,6 @@ func hostIsolationConditions(t celTemplate) clearance {
 			t.list("volumes") + ".all(v, !has(v.hostPath))",
 		},
 		Containers: []string{sizedList("c.?ports.orValue([])", celMaxItems, "p", "p.?hostPort.orValue(0) == 0")},
+		Cost:       uint64(celMaxVolumes)*20 + uint64(celMaxContainers)*(uint64(celMaxItems)*20+100),
 	}
 }

@@ -68,16 +68,20 @@ func imageTag(cfg ImageTagConfig) Policy {
 		// as its prefix) and has no forbidden tag.
 		Clear: func(t celTemplate) (clearance, bool) {
 			img := "c.?image.orValue('')"
-			conds := []string{"size(" + img + ") <= 240", img + ".matches(" + celString(imageClearPattern(registries, cfg.RequireDigest)) + ")"}
+			pattern := imageClearPattern(registries, cfg.RequireDigest)
+			conds := []string{"size(" + img + ") <= 240", img + ".matches(" + celString(pattern) + ")"}
+			cost := celRegexCost(240, len(pattern)) + 100
 			if len(forbidden) > 0 {
 				tags := make([]string, len(forbidden))
 				for i, f := range forbidden {
 					tags[i] = regexp.QuoteMeta(f)
 				}
 				// (?i) folds as strings.EqualFold does (Unicode simple folding).
-				conds = append(conds, "!"+img+".matches("+celString("(?i):("+strings.Join(tags, "|")+")(@|$)")+")")
+				re := "(?i):(" + strings.Join(tags, "|") + ")(@|$)"
+				conds = append(conds, "!"+img+".matches("+celString(re)+")")
+				cost += celRegexCost(240, len(re))
 			}
-			return clearance{Containers: conds}, true
+			return clearance{Containers: conds, Cost: uint64(celMaxContainers) * cost}, true
 		},
 	}
 }

@@ -34,6 +34,25 @@ const (
 	celMaxString     = 256 // an env value, a command or args element, a mountPath
 )
 
+// celCostLimit is the most the conditions may cost on any object, by the sum of the
+// policies' Cost and celBaseCost: 90 % of the API server's per-expression limit
+// (celconfig.PerCallLimit, 1,000,000; the model errs high, the Loom profile's costliest Pod
+// measures 398,000 against its 655,000). A config whose conditions could cost more gets
+// none: loomguard is called for every object. TestMatchConditionsCostModel holds the model
+// above what the API server measures on the costliest Pods under many configs.
+const celCostLimit = 900_000
+
+// celBaseCost bounds what the request part, the bindings and the bounds cost.
+const celBaseCost = 2_000
+
+// celRegexCost is what the API server's CEL charges for s.matches(re) with len(s) ≤ str
+// and len(re) = re: ⌈(1 + len(s)) × 0.1⌉ × ⌈len(re) × 0.25⌉ (the "matches" case of
+// k8s.io/apiserver/pkg/cel/library/cost.go, with cel-go's string traversal and regex
+// length cost factors).
+func celRegexCost(str, re int) uint64 {
+	return uint64((1+str+9)/10) * uint64((re+3)/4)
+}
+
 // MatchConditions returns the matchConditions of loomguard's two webhooks under cfg: one
 // condition per workload kind, each false exactly when the request is of that kind and its
 // object is cleared. An object is cleared when it certainly passes every policy that is not
@@ -109,6 +128,9 @@ func matchConditions(cfg *Config, fixesOnly bool) []MatchCondition {
 				return nil
 			}
 			c.add(pc)
+		}
+		if c.Cost+celBaseCost+celRegexCost(63, len(unsent)) > celCostLimit {
+			return nil // could run out of the API server's budget: an error, a denial
 		}
 		out = append(out, MatchCondition{
 			Name:       "not-cleared-" + strings.ToLower(k.Kind),
@@ -269,9 +291,14 @@ type clearance struct {
 	// NonEphemeral ones for every init and regular container; LongRunning ones for every
 	// regular container and restartable init container (a sidecar), see ContainerRef.
 	Containers, NonEphemeral, LongRunning []string
+	// Cost bounds what the conditions cost the API server's CEL on an object at the limits
+	// (celMaxContainers and the others), by its runtime cost model (see celRegexCost): the
+	// conditions are used only while the sum over the policies stays within celCostLimit.
+	Cost uint64
 }
 
 func (c *clearance) add(o clearance) {
+	c.Cost += o.Cost
 	c.Pod = appendNew(c.Pod, o.Pod...)
 	c.Containers = appendNew(c.Containers, o.Containers...)
 	c.NonEphemeral = appendNew(c.NonEphemeral, o.NonEphemeral...)

@@ -15,6 +15,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/admission"
@@ -731,57 +732,105 @@ func BenchmarkMatchConditions(b *testing.B) {
 	}
 }
 
-// TestMatchConditionsCostBudget evaluates the conditions, with the API server's cost
-// tracking and limits, on the costliest object they may clear: every list and string at its
-// limit, all of it compliant, so that no condition stops early. An evaluation over budget
-// would be an error (calls fails the test), and under failurePolicy Fail a denial.
-func TestMatchConditionsCostBudget(t *testing.T) {
+// celCost evaluates the conditions on obj as kube-apiserver does and returns what they
+// cost by its runtime cost tracking (the budget less what is left of it).
+func celCost(t testing.TB, conds []MatchCondition, obj runtime.Object, gvk schema.GroupVersionKind, namespace string) int64 {
+	t.Helper()
+	exprs := make([]cel.ExpressionAccessor, len(conds))
+	for i, c := range conds {
+		exprs[i] = &matchconditions.MatchCondition{Name: c.Name, Expression: c.Expression}
+	}
+	compiler := cel.NewConditionCompiler(environment.MustBaseEnvSet(environment.DefaultCompatibilityVersion()))
+	eval := compiler.CompileCondition(exprs, cel.OptionalVariableDeclarations{HasAuthorizer: true}, environment.StoredExpressions)
+	gvr, _ := meta.UnsafeGuessKindToResource(gvk)
+	obj.GetObjectKind().SetGroupVersionKind(gvk)
+	attr := admission.NewAttributesRecord(obj, nil, gvk, namespace, "costly", gvr, "", admission.Create, nil, false, &user.DefaultInfo{Name: "tester"})
+	va, err := admission.NewVersionedAttributes(attr, gvk, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const budget = 1 << 40
+	results, left, err := eval.ForInput(context.Background(), va, cel.CreateAdmissionRequest(attr, metav1.GroupVersionResource(gvr), metav1.GroupVersionKind(gvk)), cel.OptionalVariableBindings{}, nil, budget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range results {
+		if r.Error != nil {
+			t.Fatalf("condition %v: %v", r.ExpressionAccessor.GetExpression()[:40], r.Error)
+		}
+	}
+	return budget - left
+}
+
+// costlyPod is the costliest Pod the conditions of cfg may clear: every list and string at
+// its limit, all of it compliant with cfg, so that no condition stops early.
+func costlyPod(t testing.TB, cfg *Config) (runtime.Object, schema.GroupVersionKind) {
+	t.Helper()
 	long := func(n int) string { return strings.Repeat("x", n) }
+	image := "ghcr.io/loom/" + strings.Repeat("a", 200) + ":1.0"
+	for _, r := range cfg.Policies.ImageTag.AllowedRegistries {
+		if h, _, _ := strings.Cut(r, "/"); strings.Contains(h, ".") {
+			image = strings.TrimSuffix(r, "/") + "/" + strings.Repeat("a", 150) + ":1.0"
+			break
+		}
+	}
+	if cfg.Policies.ImageTag.RequireDigest {
+		image = strings.TrimSuffix(image, ":1.0") + "@sha256:" + strings.Repeat("ab", 32)
+	}
+	paths := writablePathSpecs(cfg.Policies.WritablePaths.Paths)
 	var containers []any
 	for i := range celMaxContainers {
 		var env, args, ports, mounts []any
 		for j := range celMaxEnv {
-			env = append(env, map[string]any{"name": fmt.Sprintf("V%d%s", j, strings.Repeat("Y", celMaxName-4)), "value": long(celMaxString)})
+			env = append(env, map[string]any{"name": fmt.Sprintf("V%d%s", j, strings.Repeat("Q", celMaxName-4)), "value": long(celMaxString)})
 		}
 		for j := range celMaxItems {
 			args = append(args, long(celMaxString))
 			ports = append(ports, map[string]any{"containerPort": 8000 + j})
-			path := "/tmp"
-			if j > 0 {
-				path = "/" + fmt.Sprintf("d%d", j) + strings.Repeat("z", celMaxString-4)
+			p := "/tmp"
+			if len(paths) > 0 {
+				p = paths[min(j, len(paths)-1)].path
 			}
-			mounts = append(mounts, map[string]any{"name": "tmp", "mountPath": path})
+			mounts = append(mounts, map[string]any{"name": "v0", "mountPath": p})
 		}
 		drop := []any{"ALL"}
 		for len(drop) < celMaxItems {
 			drop = append(drop, "NET_RAW")
 		}
 		containers = append(containers, map[string]any{
-			"name": fmt.Sprintf("c%d", i), "image": "ghcr.io/loom/" + strings.Repeat("a", 200) + ":1.0",
+			"name": fmt.Sprintf("c%d", i), "image": image,
 			"command": args, "args": args, "env": env, "ports": ports, "volumeMounts": mounts,
-			"resources":       map[string]any{"requests": map[string]any{"cpu": "100m", "memory": "256Mi"}, "limits": map[string]any{"cpu": "500m", "memory": "512Mi"}},
+			"resources":       map[string]any{"requests": map[string]any{"cpu": "250m", "memory": "256Mi"}, "limits": map[string]any{"cpu": "500m", "memory": "512Mi"}},
 			"securityContext": map[string]any{"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": map[string]any{"drop": drop}},
 			"livenessProbe":   map[string]any{"httpGet": map[string]any{"path": "/", "port": 8000}},
 			"readinessProbe":  map[string]any{"httpGet": map[string]any{"path": "/", "port": 8000}},
 		})
 	}
 	var volumes []any
-	volumes = append(volumes, map[string]any{"name": "tmp", "emptyDir": map[string]any{}})
 	for len(volumes) < celMaxVolumes {
 		volumes = append(volumes, map[string]any{"name": fmt.Sprintf("v%d", len(volumes)), "emptyDir": map[string]any{}})
 	}
-	labels := map[string]any{"app": "a", "version": "1", "environment": "staging"}
-	annotations := map[string]any{}
-	for i := len(labels); i < celMaxMeta; i++ {
+	labels, annotations := map[string]any{}, map[string]any{}
+	for _, k := range cfg.Policies.RequiredLabels.Labels {
+		labels[k] = "x"
+		if v := cfg.Policies.RequiredLabels.AllowedValues[k]; len(v) > 0 {
+			labels[k] = v[0]
+		}
+	}
+	for i := 0; len(labels) < celMaxMeta; i++ {
 		labels[fmt.Sprintf("l%d", i)] = "v"
 	}
 	for len(annotations) < celMaxMeta {
-		annotations[fmt.Sprintf("a%d", len(annotations))] = long(100)
+		annotations[fmt.Sprintf("a%d%s", len(annotations), strings.Repeat("b", 60))] = long(100)
+	}
+	seccomp := map[string]any{"type": "RuntimeDefault"}
+	if !slices.Contains(cfg.Policies.SeccompProfile.AllowedTypes, "RuntimeDefault") {
+		seccomp = map[string]any{"type": "Localhost", "localhostProfile": "p.json"}
 	}
 	pod := map[string]any{"apiVersion": "v1", "kind": "Pod",
 		"metadata": map[string]any{"name": "costly", "labels": labels, "annotations": annotations},
 		"spec": map[string]any{"containers": containers, "volumes": volumes,
-			"securityContext": map[string]any{"runAsNonRoot": true, "runAsUser": 1000, "seccompProfile": map[string]any{"type": "RuntimeDefault"}}},
+			"securityContext": map[string]any{"runAsNonRoot": true, "runAsUser": 1000, "seccompProfile": seccomp}},
 	}
 	js, err := json.Marshal(pod)
 	if err != nil {
@@ -792,13 +841,80 @@ func TestMatchConditionsCostBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, cfg := range testConfigs(t) {
-		if strings.HasPrefix(name, onlyPrefix) || name == "restricted-registries-digests" {
-			continue
+	return obj, gvk
+}
+
+// TestMatchConditionsCostModel holds the policies' Cost to what the API server measures: for
+// each test config and for configs that make the conditions costlier (long lists of weak
+// values and secret names, many paths and registries), the conditions of the costliest Pod
+// they may clear cost no more than the model says, and a config the model puts over
+// celCostLimit gets no conditions. An evaluation over the API server's budget would be an
+// error, and under failurePolicy Fail a denial.
+func TestMatchConditionsCostModel(t *testing.T) {
+	configs := testConfigs(t)
+	many := func(format string, n int) string {
+		var out []string
+		for i := range n {
+			out = append(out, fmt.Sprintf(format, i))
 		}
-		j := newCELJudge(t, MatchConditions(cfg))
-		if j.calls(t, obj, gvk, "team-a", admission.Create, "") && name == "loom-profile" {
-			t.Errorf("%s: the object at every limit is sent; it should be cleared, so that the test measures the whole evaluation", name)
+		return "[" + strings.Join(out, ", ") + "]"
+	}
+	for name, doc := range map[string]string{
+		"weak-values-10":    "policies:\n  secret-env: {weakValues: " + many("weakpassword%03d", 10) + "}\n",
+		"weak-values-50":    "policies:\n  secret-env: {weakValues: " + many("weakpassword%03d", 50) + "}\n",
+		"secret-names-30":   "policies:\n  secret-env: {secretNames: " + many("SECRETWORD%03d", 30) + "}\n",
+		"secret-names-80":   "policies:\n  secret-env: {secretNames: " + many("SECRETWORD%03d", 80) + "}\n",
+		"writable-paths-4":  "policies:\n  writable-paths: {paths: [/tmp, /var/cache, /home/loom, /run]}\n",
+		"writable-paths-12": "policies:\n  writable-paths: {paths: " + many("/w%d", 12) + "}\n",
+		"registries-20":     "policies:\n  image-tag: {allowedRegistries: " + many("registry%02d.example.com/team/loom", 20) + "}\n",
+	} {
+		cfg, errs := LoadConfig([]byte(doc))
+		if len(errs) > 0 {
+			t.Fatalf("%s: %v", name, errs.ToAggregate())
 		}
+		configs[name] = cfg
+	}
+	pod := &workloadKinds[0]
+	for _, name := range sortedKeys(configs) {
+		cfg := configs[name]
+		for _, fixesOnly := range []bool{false, true} {
+			conds := matchConditions(cfg, fixesOnly)
+			e, err := newEngine(cfg, Catalog(cfg), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			model := uint64(celBaseCost)
+			for i := range e.policies {
+				p := &e.policies[i]
+				a := e.actions[p.ID]
+				if a == ActionOff || p.CrossObject || (fixesOnly && (!e.fixes[p.ID] || (a != ActionEnforce && a != ActionWarn))) {
+					continue
+				}
+				if c, ok := p.Clear(newCELTemplate(pod)); ok {
+					model += c.Cost
+				}
+			}
+			if conds == nil {
+				t.Logf("%s (mutating %v): no conditions, model %d", name, fixesOnly, model)
+				continue
+			}
+			if model > celCostLimit {
+				t.Errorf("%s (mutating %v): conditions although the model says %d, over %d", name, fixesOnly, model, celCostLimit)
+			}
+			obj, gvk := costlyPod(t, cfg)
+			if j := newCELJudge(t, conds); j.calls(t, obj, gvk, "team-a", admission.Create, "") && !strings.Contains(name, "restricted-registries") && !strings.HasPrefix(name, "registries") {
+				t.Errorf("%s (mutating %v): the costliest Pod is sent, not cleared: the measure would miss what a cleared one costs", name, fixesOnly)
+			}
+			got := celCost(t, conds, obj, gvk, "team-a")
+			if uint64(got) > model {
+				t.Errorf("%s (mutating %v): the API server measures %d, more than the model's %d", name, fixesOnly, got, model)
+			}
+			if !fixesOnly && (name == "loom-profile" || strings.HasPrefix(name, "weak") || strings.HasPrefix(name, "secret") || strings.HasPrefix(name, "writable")) {
+				t.Logf("%s: measured %d, model %d (limit %d)", name, got, model, celCostLimit)
+			}
+		}
+	}
+	if MatchConditions(configs["weak-values-50"]) != nil || MatchConditions(configs["secret-names-80"]) != nil {
+		t.Error("configs whose regular expressions could exhaust the API server's CEL budget get conditions")
 	}
 }

@@ -59,7 +59,7 @@ func noPrivilegeEscalation(cfg Settings) Policy {
 			return clearance{Containers: []string{
 				"sc.?allowPrivilegeEscalation.orValue(true) == false",
 				"sc.?privileged.orValue(false) != true",
-			}}, true
+			}, Cost: uint64(celMaxContainers) * 100}, true
 		},
 		Fix: func(w *Workload) bool {
 			if windowsPod(w) {

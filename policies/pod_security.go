@@ -78,6 +78,9 @@ func podSecurityConditions(t celTemplate, lv psapi.LevelVersion) (clearance, boo
 	}
 	psc := t.PodSC
 	c := hostIsolationConditions(t)
+	// The annotations, three prefixes each (a key is at most 317 characters), and about
+	// thirty checks per container.
+	c.Cost += uint64(celMaxMeta)*3*(32+5) + uint64(celMaxContainers)*800
 	c.Pod = append(c.Pod,
 		psc+".?windowsOptions.?hostProcess.orValue(false) != true",
 		"size("+psc+".?sysctls.orValue([])) == 0",
@@ -102,6 +105,7 @@ func podSecurityConditions(t celTemplate, lv psapi.LevelVersion) (clearance, boo
 		}
 	}
 	if lv.Level == psapi.LevelRestricted {
+		c.Cost += uint64(celMaxVolumes)*50 + uint64(celMaxContainers)*(20*celMaxItems+500)
 		prof := "sc.?seccompProfile.orValue(" + psc + ".?seccompProfile.orValue({}))"
 		user := "sc.?runAsUser.orValue(" + psc + ".?runAsUser.orValue(0))"
 		c.Pod = append(c.Pod,

@@ -50,7 +50,7 @@ func readOnlyRootFilesystem(cfg Settings) Policy {
 		// Cleared (Linux pods only): every init and regular container sets
 		// readOnlyRootFilesystem: true.
 		Clear: func(t celTemplate) (clearance, bool) {
-			return clearance{NonEphemeral: []string{"sc.?readOnlyRootFilesystem.orValue(false) == true"}}, true
+			return clearance{NonEphemeral: []string{"sc.?readOnlyRootFilesystem.orValue(false) == true"}, Cost: uint64(celMaxContainers) * 50}, true
 		},
 		Fix: func(w *Workload) bool {
 			if windowsPod(w) {

@@ -62,6 +62,10 @@ func requiredLabels(cfg RequiredLabelsConfig) Policy {
 				metas = append(metas, t.Meta)
 			}
 			var c clearance
+			for _, l := range r.restricted {
+				c.Cost += uint64(len(metas)) * uint64(20+len(l.values))
+			}
+			c.Cost += uint64(len(metas)) * uint64(20*len(r.required))
 			for _, m := range metas {
 				labels := m + ".?labels.orValue({})"
 				for _, k := range r.required {

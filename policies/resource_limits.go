@@ -67,6 +67,9 @@ func resourceLimits(cfg ResourceLimitsConfig) Policy {
 			for i := range rules {
 				c.NonEphemeral = append(c.NonEphemeral, rules[i].clear(ratio))
 			}
+			// Per container and resource: two regular expressions on the API server's
+			// canonical quantity strings (a few characters; 64 is generous), two quantities.
+			c.Cost = uint64(celMaxContainers) * uint64(len(rules)) * (2*celRegexCost(64, len(wholeBytes)+2) + 400)
 			return c, true
 		},
 		Fix: func(w *Workload) bool {

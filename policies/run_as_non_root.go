@@ -112,7 +112,7 @@ func runAsNonRoot(cfg RunAsNonRootConfig) Policy {
 		Clear: func(t celTemplate) (clearance, bool) {
 			nonRoot := "sc.?runAsNonRoot.orValue(" + t.PodSC + ".?runAsNonRoot.orValue(false))"
 			user := "sc.?runAsUser.orValue(" + t.PodSC + ".?runAsUser.orValue(0))"
-			return clearance{Containers: []string{nonRoot + " == true", "type(" + user + ") == int", user + " != 0"}}, true
+			return clearance{Containers: []string{nonRoot + " == true", "type(" + user + ") == int", user + " != 0"}, Cost: uint64(celMaxContainers) * 200}, true
 		},
 		Fix: func(w *Workload) bool {
 			windows := windowsPod(w)

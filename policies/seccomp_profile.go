@@ -105,7 +105,7 @@ func seccompProfile(cfg SeccompProfileConfig) Policy {
 			if len(ok) == 0 {
 				return clearance{}, false
 			}
-			return clearance{Containers: []string{"(" + strings.Join(ok, " || ") + ")"}}, true
+			return clearance{Containers: []string{"(" + strings.Join(ok, " || ") + ")"}, Cost: uint64(celMaxContainers) * 300}, true
 		},
 		Fix: func(w *Workload) bool {
 			if !fixable || windowsPod(w) || (w.Spec.SecurityContext != nil && w.Spec.SecurityContext.SeccompProfile != nil) {

@@ -98,11 +98,16 @@ func secretEnv(cfg SecretEnvConfig) Policy {
 		Clear: func(t celTemplate) (clearance, bool) {
 			name, value := "e.?name.orValue('')", "e.?value.orValue('')"
 			env := []string{"size(" + name + ") <= " + strconv.Itoa(celMaxName), "size(" + value + ") <= " + strconv.Itoa(celMaxString)}
+			perEnv, perArg := uint64(60), uint64(20)
 			if len(forbidden) > 0 {
-				env = append(env, "!"+name+".matches("+celString(`(?i)^[_.-]*(`+wordsPattern(forbidden)+`)[_.-]*$`)+")")
+				re := `(?i)^[_.-]*(` + wordsPattern(forbidden) + `)[_.-]*$`
+				env = append(env, "!"+name+".matches("+celString(re)+")")
+				perEnv += celRegexCost(celMaxName, len(re))
 			}
 			if len(patterns) > 0 {
-				env = append(env, "(!"+name+".matches("+celString(`(?i)`+wordsPattern(patterns))+") || ("+value+" == '' && (!has(e.valueFrom) || has(e.valueFrom.secretKeyRef))))")
+				re := `(?i)` + wordsPattern(patterns)
+				env = append(env, "(!"+name+".matches("+celString(re)+") || ("+value+" == '' && (!has(e.valueFrom) || has(e.valueFrom.secretKeyRef))))")
+				perEnv += celRegexCost(celMaxName, len(re))
 			}
 			var conds []string
 			if len(weak) > 0 {
@@ -110,13 +115,17 @@ func secretEnv(cfg SecretEnvConfig) Policy {
 				for i, v := range weak {
 					alts[i] = regexp.QuoteMeta(v)
 				}
-				weakRE := celString(`(?i)` + strings.Join(alts, "|"))
+				re := `(?i)` + strings.Join(alts, "|")
+				weakRE := celString(re)
 				env = append(env, "!"+value+".matches("+weakRE+")")
+				perEnv += celRegexCost(celMaxString, len(re))
+				perArg += celRegexCost(celMaxString, len(re))
 				for _, list := range []string{"command", "args"} {
 					conds = append(conds, sizedList("c.?"+list+".orValue([])", celMaxItems, "a", "size(a) <= "+strconv.Itoa(celMaxString)+" && !a.matches("+weakRE+")"))
 				}
 			}
-			return clearance{Containers: append([]string{sizedList("c.?env.orValue([])", celMaxEnv, "e", strings.Join(env, " && "))}, conds...)}, true
+			cost := uint64(celMaxContainers) * (uint64(celMaxEnv)*perEnv + 2*uint64(celMaxItems)*perArg)
+			return clearance{Containers: append([]string{sizedList("c.?env.orValue([])", celMaxEnv, "e", strings.Join(env, " && "))}, conds...), Cost: cost}, true
 		},
 	}
 }

@@ -81,7 +81,11 @@ func writablePaths(cfg WritablePathsConfig) Policy {
 						volumes+".exists(v, v.?name.orValue('') == m.?name.orValue('')) && "+
 						volumes+".all(v, v.?name.orValue('') != m.?name.orValue('') || has(v.emptyDir))))")
 			}
-			return clearance{NonEphemeral: conds}, true
+			// Every mount's path against cleanMountPath; for each path, every mount, and for a
+			// mount at the path every volume, twice.
+			perContainer := uint64(celMaxItems)*(celRegexCost(celMaxString, len(cleanMountPath))+30) +
+				uint64(len(paths))*uint64(celMaxItems)*(40+2*uint64(celMaxVolumes)*20)
+			return clearance{NonEphemeral: conds, Cost: uint64(celMaxContainers) * perContainer}, true
 		},
 		Fix: func(w *Workload) bool {
 			changed := false

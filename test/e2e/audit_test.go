@@ -397,6 +397,8 @@ const auditRBAC = "testdata/audit-rbac.yaml"
 func TestAuditLeaderElection(t *testing.T) {
 	s := newScenario(t, "e2e-audit-leader")
 	c := s.c
+	// A Deployment of the test's own for the audits to find, whatever ran before.
+	mustSucceed(t, s.apply(compliantDeployment("audited", 1)))
 	rbac, err := os.ReadFile(auditRBAC)
 	if err != nil {
 		t.Fatal(err)
