@@ -17,13 +17,13 @@ type MatchCondition struct {
 	Expression string `json:"expression"`
 }
 
-// Limits of what a cleared object may hold. They bound the CEL cost of the conditions,
-// whatever a request holds, well below the API server's budget for a webhook's
-// matchConditions (celconfig.PerCallLimit, 1,000,000 per expression, and
-// RuntimeCELCostBudgetMatchConditions, 2,500,000 for all of them, in k8s.io/apiserver
-// pkg/apis/cel/config.go): a condition that ran out of budget would be an error, which
-// denies the request under failurePolicy Fail. TestMatchConditionsCostBudget evaluates an
-// object at every limit. An object beyond them is never cleared: loomguard reviews it.
+// Limits of what a cleared object may hold. With them, the policies' Cost bounds what the
+// conditions cost whatever a request holds, and celCostLimit keeps that within the API
+// server's budget for a webhook's matchConditions (celconfig.PerCallLimit, 1,000,000 per
+// expression, and RuntimeCELCostBudgetMatchConditions, 2,500,000 for all of them, in
+// k8s.io/apiserver pkg/apis/cel/config.go): a condition that ran out of budget would be an
+// error, which denies the request under failurePolicy Fail. An object beyond the limits is
+// never cleared: loomguard reviews it.
 const (
 	celMaxContainers = 8   // init, regular and ephemeral together
 	celMaxEnv        = 32  // env entries of a container
