@@ -181,7 +181,14 @@ func (a *Auditor) report(res *Result) {
 					if len(note) > maxEventNote {
 						note = note[:maxEventNote-3] + "..."
 					}
-					a.o.Events.Eventf(&w.Ref, nil, corev1.EventTypeWarning, EventReason, EventAction, "%s", note)
+					// The Event regards the violating field (ObjectReference.FieldPath): client-go's
+					// events.k8s.io recorder merges Events of the same type, reason, action and
+					// regarding object into one series that keeps the first note, so without the
+					// field all the findings of a workload but one would be lost. Findings of two
+					// policies at the same field still share an Event.
+					ref := w.Ref
+					ref.FieldPath = v.Field
+					a.o.Events.Eventf(&ref, nil, corev1.EventTypeWarning, EventReason, EventAction, "%s", note)
 					r.evented = true
 					evented++
 				} else {

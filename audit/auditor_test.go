@@ -60,7 +60,7 @@ func (e *eventLog) Eventf(regarding, _ runtime.Object, eventtype, reason, action
 	ref := regarding.(*corev1.ObjectReference)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.events = append(e.events, fmt.Sprintf("%s %s %s %s %s/%s: %s", eventtype, reason, action, ref.Kind, ref.Namespace, ref.Name, fmt.Sprintf(note, args...)))
+	e.events = append(e.events, fmt.Sprintf("%s %s %s %s %s/%s{%s}: %s", eventtype, reason, action, ref.Kind, ref.Namespace, ref.Name, ref.FieldPath, fmt.Sprintf(note, args...)))
 }
 
 func (e *eventLog) take() []string {
@@ -212,7 +212,7 @@ func TestAuditorReportsFindingsOnce(t *testing.T) {
 		return `"msg"="audit finding" "kind"="Deployment" "namespace"="apps" "name"="` + name + `" "policy"="image-tag" "action"="enforce" "field"="spec.template.spec.containers[0].image"`
 	}
 	event := func(name string) string {
-		return `Warning PolicyViolation Audit Deployment apps/` + name + `: [image-tag] spec.template.spec.containers[0].image: container "loom" image "loom:latest" uses the forbidden tag "latest"; pin a version tag or a digest (enforce)`
+		return `Warning PolicyViolation Audit Deployment apps/` + name + `{spec.template.spec.containers[0].image}: [image-tag] spec.template.spec.containers[0].image: container "loom" image "loom:latest" uses the forbidden tag "latest"; pin a version tag or a digest (enforce)`
 	}
 	type want struct {
 		findings []string
