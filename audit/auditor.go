@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"hash/maphash"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -50,8 +51,8 @@ type AuditorOptions struct {
 	// Log receives a line per new finding (at most MaxFindingLogs per run) and a summary
 	// line per run.
 	Log logr.Logger
-	// Events, when set, records a Warning Event on the offending object for each new
-	// finding (at most MaxEvents per run).
+	// Events, when set, records a Warning Event on the offending object for each of its
+	// fields with new findings, noting them all (at most MaxEvents per run).
 	Events EventRecorder
 	// MaxFindingLogs and MaxEvents cap a run's finding lines and Events; the defaults when
 	// zero, none when negative. A finding over the cap is reported by a later run.
@@ -145,9 +146,15 @@ func (a *Auditor) RunOnce(ctx context.Context) error {
 	return nil
 }
 
+// fieldEvent is the notes of the new findings at one field of a workload, recorded as one
+// Event.
+type fieldEvent struct{ notes []string }
+
 // report logs the run's new findings and its summary, and records Events.
 func (a *Auditor) report(res *Result) {
 	next := make(map[uint64]reported, len(a.seen))
+	events := map[corev1.ObjectReference]*fieldEvent{}
+	var eventOrder []corev1.ObjectReference
 	var (
 		violations, fresh, still             int
 		logged, unlogged, evented, unevented int
@@ -176,21 +183,23 @@ func (a *Auditor) report(res *Result) {
 				}
 			}
 			if a.o.Events != nil && !r.evented {
-				if a.o.MaxEvents > 0 && evented < a.o.MaxEvents {
-					note := v.Message() + " (" + string(v.Action) + ")"
-					if len(note) > maxEventNote {
-						note = note[:maxEventNote-3] + "..."
-					}
-					// The Event regards the violating field (ObjectReference.FieldPath): client-go's
-					// events.k8s.io recorder merges Events of the same type, reason, action and
-					// regarding object into one series that keeps the first note, so without the
-					// field all the findings of a workload but one would be lost. Findings of two
-					// policies at the same field still share an Event.
-					ref := w.Ref
-					ref.FieldPath = v.Field
-					a.o.Events.Eventf(&ref, nil, corev1.EventTypeWarning, EventReason, EventAction, "%s", note)
+				// One Event per violating field of a workload, which regards that field
+				// (ObjectReference.FieldPath) and notes every new finding there: client-go's
+				// events.k8s.io recorder merges Events of the same type, reason, action and
+				// regarding object into one series that keeps the first note, so Events that
+				// regarded only the workload would lose all its findings but one.
+				ref := w.Ref
+				ref.FieldPath = v.Field
+				e, ok := events[ref]
+				if !ok && a.o.MaxEvents > 0 && len(eventOrder) < a.o.MaxEvents {
+					e = &fieldEvent{}
+					events[ref] = e
+					eventOrder = append(eventOrder, ref)
+					ok = true
+				}
+				if ok {
+					e.notes = append(e.notes, v.Message()+" ("+string(v.Action)+")")
 					r.evented = true
-					evented++
 				} else {
 					unevented++
 				}
@@ -198,6 +207,15 @@ func (a *Auditor) report(res *Result) {
 			next[k] = r
 		}
 	}
+	for i := range eventOrder {
+		ref := &eventOrder[i]
+		note := strings.Join(events[*ref].notes, "; ")
+		if len(note) > maxEventNote {
+			note = note[:maxEventNote-3] + "..."
+		}
+		a.o.Events.Eventf(ref, nil, corev1.EventTypeWarning, EventReason, EventAction, "%s", note)
+	}
+	evented = len(eventOrder)
 	resolved := len(a.seen) - still
 	a.seen = next
 	kv := []any{
