@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"cmp"
 	"path"
 	"regexp"
 	"slices"
@@ -76,7 +77,8 @@ func celRegexCost(str, re int) uint64 {
 // These are the validating webhook's conditions; MutatingMatchConditions are the mutating
 // webhook's.
 func MatchConditions(cfg *Config) []MatchCondition {
-	return matchConditions(cfg, false)
+	conds, _ := matchConditions(cfg, false)
+	return conds
 }
 
 // MutatingMatchConditions returns the matchConditions of loomguard's mutating webhook under
@@ -87,16 +89,25 @@ func MatchConditions(cfg *Config) []MatchCondition {
 // and clear at least what MatchConditions clears; nil means call the mutating webhook for
 // every request.
 func MutatingMatchConditions(cfg *Config) []MatchCondition {
-	return matchConditions(cfg, true)
+	conds, _ := matchConditions(cfg, true)
+	return conds
+}
+
+// WhyNoMatchConditions says why MatchConditions, or with mutating MutatingMatchConditions,
+// returns none for cfg — a policy that cannot express its checks, a namespace glob of "*",
+// a cost over the limit, naming the policies that cost most — and is "" when it returns some.
+func WhyNoMatchConditions(cfg *Config, mutating bool) string {
+	_, why := matchConditions(cfg, mutating)
+	return why
 }
 
 // matchConditions builds the conditions of the validating webhook, or with fixesOnly of the
-// mutating one.
-func matchConditions(cfg *Config, fixesOnly bool) []MatchCondition {
+// mutating one; without any, it says why.
+func matchConditions(cfg *Config, fixesOnly bool) ([]MatchCondition, string) {
 	catalog := Catalog(cfg)
 	e, err := newEngine(cfg, catalog, nil)
 	if err != nil {
-		return nil
+		return nil, err.Error()
 	}
 	var active []*Policy
 	for i := range e.policies {
@@ -109,35 +120,45 @@ func matchConditions(cfg *Config, fixesOnly bool) []MatchCondition {
 			continue // Engine.Mutate does not apply its fix
 		}
 		if p.Clear == nil {
-			return nil
+			return nil, "policy " + p.ID + " states no conditions"
 		}
 		active = append(active, p)
 	}
 	unsent := unsentNamespaces(cfg)
 	if unsent == everyNamespace {
-		return nil // nothing would ever be cleared
+		return nil, `a namespaces entry or an exception names every namespace ("*"): nothing could be cleared`
 	}
 	out := make([]MatchCondition, 0, len(workloadKinds))
 	for i := range workloadKinds {
 		k := &workloadKinds[i]
 		t := newCELTemplate(k)
 		var c clearance
+		costs := map[string]uint64{}
 		for _, p := range active {
 			pc, ok := p.Clear(t)
 			if !ok {
-				return nil
+				return nil, "policy " + p.ID + " has a setting its conditions cannot express"
 			}
 			c.add(pc)
+			costs[p.ID] = pc.Cost
 		}
-		if c.Cost+celBaseCost+celRegexCost(63, len(unsent)) > celCostLimit {
-			return nil // could run out of the API server's budget: an error, a denial
+		if cost := c.Cost + celBaseCost + celRegexCost(63, len(unsent)); cost > celCostLimit {
+			// It could run out of the API server's budget: an error, a denial.
+			ids := sortedKeys(costs)
+			slices.SortStableFunc(ids, func(a, b string) int { return -cmp.Compare(costs[a], costs[b]) })
+			var top []string
+			for _, id := range ids[:min(3, len(ids))] {
+				top = append(top, id+" "+strconv.FormatUint(costs[id], 10))
+			}
+			return nil, "the conditions could cost the API server's CEL " + strconv.FormatUint(cost, 10) + " on an object at the limits, over the " +
+				strconv.Itoa(celCostLimit) + " allowed (most: " + strings.Join(top, ", ") + ")"
 		}
 		out = append(out, MatchCondition{
 			Name:       "not-cleared-" + strings.ToLower(k.Kind),
 			Expression: "!(" + t.request(unsent) + " && " + t.expression(c) + ")",
 		})
 	}
-	return out
+	return out, ""
 }
 
 // unsentNamespaces returns a regular expression matching every namespace whose objects are
@@ -334,14 +355,18 @@ func (t celTemplate) list(field string) string {
 // the container count and the sizes of the maps and the volumes.
 func (t celTemplate) bounds() []string {
 	meta := strconv.Itoa(celMaxMeta)
-	return []string{
+	bounds := []string{
 		"size(" + t.AllContainers() + ") <= " + strconv.Itoa(celMaxContainers),
 		"size(" + t.list("volumes") + ") <= " + strconv.Itoa(celMaxVolumes),
 		"size(" + t.Meta + ".?labels.orValue({})) <= " + meta,
 		"size(" + t.Meta + ".?annotations.orValue({})) <= " + meta,
-		"size(" + t.TemplateMeta + ".?labels.orValue({})) <= " + meta,
-		"size(" + t.TemplateMeta + ".?annotations.orValue({})) <= " + meta,
 	}
+	if t.TemplateMeta != t.Meta {
+		bounds = append(bounds,
+			"size("+t.TemplateMeta+".?labels.orValue({})) <= "+meta,
+			"size("+t.TemplateMeta+".?annotations.orValue({})) <= "+meta)
+	}
+	return bounds
 }
 
 // sizedList is true when the CEL list l has at most max elements, each e of which meets

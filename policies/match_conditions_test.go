@@ -878,7 +878,7 @@ func TestMatchConditionsCostModel(t *testing.T) {
 	for _, name := range sortedKeys(configs) {
 		cfg := configs[name]
 		for _, fixesOnly := range []bool{false, true} {
-			conds := matchConditions(cfg, fixesOnly)
+			conds, _ := matchConditions(cfg, fixesOnly)
 			e, err := newEngine(cfg, Catalog(cfg), nil)
 			if err != nil {
 				t.Fatal(err)

@@ -259,7 +259,13 @@ func (s *MatchConditionsSyncer) syncTarget(ctx context.Context, t matchTarget, w
 	}
 	if changed {
 		s.count(t, matchUpdateSuccess)
-		log.Info("set the webhook's matchConditions", "conditions", len(want))
+		kv := []any{"conditions", len(want)}
+		if len(want) == 0 && !s.o.Remove {
+			if e := s.o.Engine(); e != nil {
+				kv = append(kv, "why", policies.WhyNoMatchConditions(e.Config(), t.webhookName() == MutatingWebhookName))
+			}
+		}
+		log.Info("set the webhook's matchConditions", kv...)
 	}
 	return nil
 }

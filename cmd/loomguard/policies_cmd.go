@@ -48,6 +48,14 @@ they clear (docs/match-conditions.md); an empty list means every object is sent.
 	switch output.value {
 	case "match-conditions":
 		err = writeMatchConditions(stdout, engine.Config())
+		for _, hook := range []struct {
+			name     string
+			mutating bool
+		}{{webhook.MutatingWebhookName, true}, {webhook.ValidatingWebhookName, false}} {
+			if why := policies.WhyNoMatchConditions(engine.Config(), hook.mutating); why != "" {
+				fmt.Fprintf(stderr, "loomguard: %s gets no matchConditions (the API server sends it every object): %s\n", hook.name, why)
+			}
+		}
 	case "json":
 		err = writePoliciesJSON(stdout, list)
 	case "markdown":

@@ -176,6 +176,11 @@ func (c *Cluster) start(ctx context.Context) error {
 	}
 	c.logf("kube-apiserver ready on https://%s (%s)", hostPort(c.apiServerPort), since(begin))
 
+	// loomguard's namespace holds its Lease: created first, loomguard takes the Lease, and
+	// with it the writing of the webhooks' matchConditions, at once.
+	if err := c.CreateNamespace(ctx, LoomguardNamespace); err != nil {
+		return err
+	}
 	if err := c.StartLoomguard(ctx); err != nil {
 		return err
 	}
@@ -186,13 +191,13 @@ func (c *Cluster) start(ctx context.Context) error {
 	}
 	c.logf("kube-controller-manager ready: default ServiceAccount and kube-root-ca.crt exist (%s)", since(begin))
 
-	if err := c.CreateNamespace(ctx, LoomguardNamespace); err != nil {
-		return err
-	}
 	if err := c.RegisterWebhooks(ctx); err != nil {
 		return err
 	}
-	c.logf("webhooks %s and %s registered and answering (%s)", mutatingWebhook, validatingWebhook, since(begin))
+	if err := c.waitMatchConditions(ctx); err != nil {
+		return err
+	}
+	c.logf("webhooks %s and %s registered and answering, with loomguard's matchConditions (%s)", mutatingWebhook, validatingWebhook, since(begin))
 	return nil
 }
 

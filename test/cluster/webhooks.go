@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/loomguard/loomguard/policies"
+	lgwebhook "github.com/loomguard/loomguard/webhook"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -268,4 +271,42 @@ func probeDeployment() *appsv1.Deployment {
 			},
 		},
 	}
+}
+
+// waitMatchConditions waits until loomguard has set the matchConditions of its config on both
+// webhooks, so that what runs next (the e2e tests, make run's demo) meets the webhooks as a
+// cluster runs them.
+func (c *Cluster) waitMatchConditions(ctx context.Context) error {
+	cfg, errs := policies.LoadConfig([]byte(c.cfg.LoomguardConfig))
+	if len(errs) > 0 {
+		return fmt.Errorf("loomguard's config: %w", errs.ToAggregate())
+	}
+	want := map[string][]admissionregistrationv1.MatchCondition{
+		mutatingWebhook:   lgwebhook.WantMatchConditions(lgwebhook.MutatingWebhookName, cfg),
+		validatingWebhook: lgwebhook.WantMatchConditions(lgwebhook.ValidatingWebhookName, cfg),
+	}
+	ar := c.clientset.AdmissionregistrationV1()
+	return c.poll(ctx, webhookTimeout, "loomguard to set its webhooks' matchConditions", []*process{c.apiserver, c.loomguardProcess()}, func(ctx context.Context) error {
+		m, err := ar.MutatingWebhookConfigurations().Get(ctx, "loomguard", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		v, err := ar.ValidatingWebhookConfigurations().Get(ctx, "loomguard", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		got := map[string][]admissionregistrationv1.MatchCondition{}
+		for _, w := range m.Webhooks {
+			got[w.Name] = w.MatchConditions
+		}
+		for _, w := range v.Webhooks {
+			got[w.Name] = w.MatchConditions
+		}
+		for name, conds := range want {
+			if !slices.Equal(got[name], conds) {
+				return fmt.Errorf("%s has %d matchConditions, not yet the %d of loomguard's config", name, len(got[name]), len(conds))
+			}
+		}
+		return nil
+	})
 }
