@@ -181,23 +181,27 @@ func (r *resourceRule) clear(ratio float64) string {
 	if r.milli {
 		whole, unit = wholeCPU, "1000.0"
 	}
-	conds := []string{
-		"type(" + lim + ") == string", lim + ".matches(" + celString(whole) + ")",
-		"type(" + req + ") == string", req + ".matches(" + celString(whole) + ")",
-		"quantity(" + req + ").isGreaterThan(quantity('0'))",
-		"quantity(" + req + ").compareTo(quantity(" + lim + ")) <= 0",
-		"quantity(" + lim + ").asApproximateFloat() * " + unit + " < 1e15",
+	// The quantities are parsed once each, bound as l and r (a one-element list's all()).
+	checks := []string{
+		"r.isGreaterThan(quantity('0'))",
+		"r.compareTo(l) <= 0",
+		"l.asApproximateFloat() * " + unit + " < 1e15",
 	}
 	switch {
 	case ratio <= 0:
 	case ratio == math.Trunc(ratio) && ratio <= 64:
-		times := "quantity(" + req + ")"
+		times := "r"
 		for range int(ratio) - 1 {
-			times += ".add(quantity(" + req + "))"
+			times += ".add(r)"
 		}
-		conds = append(conds, "quantity("+lim+").compareTo("+times+") <= 0")
+		checks = append(checks, "l.compareTo("+times+") <= 0")
 	default:
-		conds = append(conds, "quantity("+lim+").asApproximateFloat() <= "+celDouble(ratio*(1-1e-9))+" * quantity("+req+").asApproximateFloat()")
+		checks = append(checks, "l.asApproximateFloat() <= "+celDouble(ratio*(1-1e-9))+" * r.asApproximateFloat()")
+	}
+	conds := []string{
+		"type(" + lim + ") == string", lim + ".matches(" + celString(whole) + ")",
+		"type(" + req + ") == string", req + ".matches(" + celString(whole) + ")",
+		"[quantity(" + lim + ")].all(l, [quantity(" + req + ")].all(r, " + strings.Join(checks, " && ") + "))",
 	}
 	return "(" + strings.Join(conds, " && ") + ")"
 }
