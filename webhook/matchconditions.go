@@ -107,12 +107,9 @@ func NewMatchConditionsSyncer(o MatchConditionsOptions) (*MatchConditionsSyncer,
 			kind: "MutatingWebhookConfiguration", key: "mutatingWebhookConfiguration", name: n, webhook: MutatingWebhookName, label: webhookMutate,
 			get: api.Get, update: api.Update,
 			conditions: func(c *admissionregistrationv1.MutatingWebhookConfiguration) *[]admissionregistrationv1.MatchCondition {
-				for i := range c.Webhooks {
-					if c.Webhooks[i].Name == MutatingWebhookName {
-						return &c.Webhooks[i].MatchConditions
-					}
-				}
-				return nil
+				return conditionsOf(len(c.Webhooks), MutatingWebhookName, func(i int) (string, *[]admissionregistrationv1.MatchCondition) {
+					return c.Webhooks[i].Name, &c.Webhooks[i].MatchConditions
+				})
 			},
 			informer: func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
 				return f.Admissionregistration().V1().MutatingWebhookConfigurations().Informer()
@@ -125,12 +122,9 @@ func NewMatchConditionsSyncer(o MatchConditionsOptions) (*MatchConditionsSyncer,
 			kind: "ValidatingWebhookConfiguration", key: "validatingWebhookConfiguration", name: n, webhook: ValidatingWebhookName, label: webhookValidate,
 			get: api.Get, update: api.Update,
 			conditions: func(c *admissionregistrationv1.ValidatingWebhookConfiguration) *[]admissionregistrationv1.MatchCondition {
-				for i := range c.Webhooks {
-					if c.Webhooks[i].Name == ValidatingWebhookName {
-						return &c.Webhooks[i].MatchConditions
-					}
-				}
-				return nil
+				return conditionsOf(len(c.Webhooks), ValidatingWebhookName, func(i int) (string, *[]admissionregistrationv1.MatchCondition) {
+					return c.Webhooks[i].Name, &c.Webhooks[i].MatchConditions
+				})
 			},
 			informer: func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
 				return f.Admissionregistration().V1().ValidatingWebhookConfigurations().Informer()
@@ -320,6 +314,17 @@ type matchTarget interface {
 }
 
 // target is a matchTarget over the typed client of configuration kind C.
+// conditionsOf points at the matchConditions of the webhook called name among n webhooks, nil
+// when there is none of that name.
+func conditionsOf(n int, name string, at func(int) (string, *[]admissionregistrationv1.MatchCondition)) *[]admissionregistrationv1.MatchCondition {
+	for i := range n {
+		if got, conds := at(i); got == name {
+			return conds
+		}
+	}
+	return nil
+}
+
 type target[C any] struct {
 	kind, name, webhook string
 	key, label          string // log key of the name, webhook label of the metrics

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -194,26 +193,14 @@ func TestMatchConditionsTurnedOff(t *testing.T) {
 		t.Fatal("the base config has no matchConditions: nothing to turn off")
 	}
 	s.waitForConditions("the base config's matchConditions", base)
-	restart := func(args ...string) {
-		t.Helper()
-		if err := c.StopLoomguard(); err != nil {
-			t.Fatal(err)
-		}
-		c.SetLoomguardArgs(args...)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := c.StartLoomguard(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			restart()
+			restartLoomguard(t, c)
 		}
 	})
 
-	restart("--match-conditions=false")
+	restartLoomguard(t, c, "--match-conditions=false")
 	s.waitForConditions("loomguard with --match-conditions=false to remove the matchConditions", webhookConditions{})
-	restart()
+	restartLoomguard(t, c)
 	s.waitForConditions("loomguard with --match-conditions on to put them back", base)
 }
