@@ -309,6 +309,7 @@ func (c *Cluster) startAPIServer(etcdPort int, pki *pkiFiles) error {
 		"--admission-control-config-file=" + admission,
 		"--profiling=false",
 	}
+	args = append(args, c.cfg.APIServerArgs...)
 	p, err := startProcess("kube-apiserver", c.logDir, c.bin("kube-apiserver"), args)
 	if err != nil {
 		return err

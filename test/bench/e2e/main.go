@@ -31,11 +31,14 @@
 //   - fix: -pods Pods that loomguard's mutating webhook must fix (no security context);
 //     only for the setups that can admit them (none and loomguard: the vap denies them).
 //
-// With -profile-dir, loomguard serves Go's pprof endpoints on a loopback port and the
-// benchmark writes a CPU profile of loomguard (the first -profile-seconds of each pods and
-// fix run in a loomguard setup) to cpu-<workload>-<setup>-<round>.pprof there:
+// With -profile-dir, loomguard serves Go's pprof endpoints on a loopback port, kube-apiserver
+// runs with --profiling, and the benchmark writes CPU profiles of the first -profile-seconds
+// of each pods and fix run there: kube-apiserver's in every setup to
+// kube-apiserver-cpu-<workload>-<setup>-<round>.pprof, loomguard's in its setups to
+// cpu-<workload>-<setup>-<round>.pprof:
 //
 //	go tool pprof -top bin/loomguard /tmp/prof/cpu-pods-loomguard-1.pprof
+//	go tool pprof -top bin/kube-apiserver /tmp/prof/kube-apiserver-cpu-pods-loomguard-1.pprof
 //
 // For every run it prints throughput, p50 and p99, failed creates, loomguard reviews per Pod
 // and the CPU time per created Pod of each process (kube-apiserver, loomguard, etcd,
@@ -92,7 +95,7 @@ func main() {
 	flag.DurationVar(&o.durationCap, "duration-cap", 40*time.Minute, "stop after this long, whatever is left")
 	flag.BoolVar(&o.keep, "keep", false, "keep the control plane's directory (logs, audit log)")
 	flag.StringVar(&o.lgArgs, "loomguard-args", "", "space-separated flags added to loomguard's command line in every loomguard setup (e.g. --max-in-flight=32)")
-	flag.StringVar(&o.profileDir, "profile-dir", "", "run loomguard with --pprof-bind-address on loopback and write a CPU profile of it for each pods and fix run to this directory")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "write CPU profiles of loomguard (run with --pprof-bind-address on loopback) and of kube-apiserver (run with --profiling) for each pods and fix run to this directory")
 	flag.IntVar(&o.profileSecs, "profile-seconds", 3, "length of each CPU profile, from the start of the run")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -134,6 +137,7 @@ func run(ctx context.Context, o options) error {
 		Logf:                  logf,
 		KeepDir:               o.keep,
 		ControllerManagerArgs: []string{"--kube-api-qps=" + qps, "--kube-api-burst=" + qps},
+		APIServerArgs:         apiServerArgs(o),
 	})
 	if err != nil {
 		return fmt.Errorf("starting the control plane: %w", err)
@@ -205,3 +209,11 @@ func parseList(s string, known []string) ([]string, error) {
 
 // since formats a duration in milliseconds with two decimals.
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
+
+// apiServerArgs turns kube-apiserver's profiling on when the benchmark profiles.
+func apiServerArgs(o options) []string {
+	if o.profileDir == "" {
+		return nil
+	}
+	return []string{"--profiling=true"}
+}

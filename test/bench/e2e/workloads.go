@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -402,38 +403,47 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// startProfile starts fetching a CPU profile of loomguard into file (in -profile-dir) when
-// profiling is on and loomguard is the setup; the function it returns waits for it.
-func (b *bench) startProfile(ctx context.Context, file string) func() error {
-	if b.pprofAddr == "" || b.c.LoomguardPID() == 0 || !strings.Contains(file, "-loomguard") {
+// startProfile starts fetching CPU profiles into -profile-dir when profiling is on: of
+// kube-apiserver in every setup (kube-apiserver-<name>), of loomguard in its setups (<name>).
+// The function it returns waits for them.
+func (b *bench) startProfile(ctx context.Context, name string) func() error {
+	if b.o.profileDir == "" {
 		return func() error { return nil }
 	}
-	done := make(chan error, 1)
-	go func() {
-		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", b.pprofAddr, b.o.profileSecs)
-		ctx, cancel := context.WithTimeout(ctx, time.Duration(b.o.profileSecs)*time.Second+30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(b.o.profileSecs)*time.Second+30*time.Second)
+	secs := fmt.Sprint(b.o.profileSecs)
+	var g errgroup.Group
+	g.Go(func() error {
+		data, err := b.c.Clientset().CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").
+			Param("seconds", secs).DoRaw(ctx)
+		if err != nil {
+			return fmt.Errorf("profiling kube-apiserver: %w", err)
+		}
+		return os.WriteFile(filepath.Join(b.o.profileDir, "kube-apiserver-"+name), data, 0o644)
+	})
+	if b.pprofAddr != "" && b.c.LoomguardPID() != 0 && strings.Contains(name, "-loomguard") {
+		g.Go(func() error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.pprofAddr+"/debug/pprof/profile?seconds="+secs, nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return fmt.Errorf("profiling loomguard: %w", err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("profiling loomguard: %s", resp.Status)
+			}
+			data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+			if err != nil {
+				return fmt.Errorf("profiling loomguard: %w", err)
+			}
+			return os.WriteFile(filepath.Join(b.o.profileDir, name), data, 0o644)
+		})
+	}
+	return func() error {
 		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			done <- err
-			return
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			done <- fmt.Errorf("profiling loomguard: %w", err)
-			return
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			done <- fmt.Errorf("profiling loomguard: %s", resp.Status)
-			return
-		}
-		data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-		if err != nil {
-			done <- fmt.Errorf("profiling loomguard: %w", err)
-			return
-		}
-		done <- os.WriteFile(filepath.Join(b.o.profileDir, file), data, 0o644)
-	}()
-	return func() error { return <-done }
+		return g.Wait()
+	}
 }
