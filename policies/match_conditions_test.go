@@ -694,8 +694,10 @@ func TestMatchConditionsPSAFixtures(t *testing.T) {
 }
 
 // BenchmarkMatchConditions is what the conditions cost the API server for one request: the
-// evaluation of both webhooks' conditions on a compliant Pod (all clear) by k8s.io/apiserver's
-// matcher, as kube-apiserver runs it for every Pod create.
+// evaluation of each webhook's conditions on a compliant Pod (all clear) by k8s.io/apiserver's
+// matcher, as kube-apiserver runs it for every Pod create (a Pod create pays for validating
+// and mutating). policy/<id> are the validating conditions of the Loom profile with only that
+// policy on: less policy/none, the policy's own share.
 func BenchmarkMatchConditions(b *testing.B) {
 	objs := fixtureObjects(b)
 	base := fixtureByName(b, objs, "testdata/base/deployment.yaml#0")
@@ -710,14 +712,34 @@ func BenchmarkMatchConditions(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, bc := range []struct {
+	type benchCase struct {
 		name  string
 		conds []MatchCondition
-	}{
+	}
+	cases := []benchCase{
 		// A constant condition: what the matcher costs whatever the conditions say.
 		{"constant", []MatchCondition{{Name: "constant", Expression: "false"}}},
 		{"loom-profile", MatchConditions(DefaultConfig())},
-	} {
+		{"loom-profile-mutating", MutatingMatchConditions(DefaultConfig())},
+	}
+	ids := []string{"none"}
+	for _, p := range Catalog(DefaultConfig()) {
+		if !p.CrossObject { // not judged in admission: no conditions of their own
+			ids = append(ids, p.ID)
+		}
+	}
+	for _, id := range ids {
+		doc := "defaultAction: off\n"
+		if id != "none" {
+			doc += "policies:\n  " + id + ":\n    action: enforce\n"
+		}
+		cfg, errs := LoadConfig([]byte(doc))
+		if len(errs) > 0 {
+			b.Fatalf("%s: %v", id, errs)
+		}
+		cases = append(cases, benchCase{"policy/" + id, MatchConditions(cfg)})
+	}
+	for _, bc := range cases {
 		b.Run(bc.name, func(b *testing.B) {
 			j := newCELJudge(b, bc.conds)
 			if j.calls(b, obj, gvk, "team-a", admission.Create, "") {
