@@ -99,6 +99,13 @@ func dropAllCapabilities(cfg DropAllCapabilitiesConfig) Policy {
 				"size(sc.?capabilities.?add.orValue([])) == 0",
 			}, Cost: uint64(celMaxContainers) * (20*celMaxItems + 100)}, true
 		},
+		// No fix: every container already drops ALL.
+		NoFix: func(t celTemplate) (clearance, bool) {
+			drop := "sc.?capabilities.?drop.orValue([])"
+			return clearance{Containers: []string{
+				"(size(" + drop + ") <= " + strconv.Itoa(celMaxItems) + " && 'ALL' in " + drop + ")",
+			}, Cost: uint64(celMaxContainers) * (20*celMaxItems + 100)}, true
+		},
 		Fix: func(w *Workload) bool {
 			if windowsPod(w) {
 				return false

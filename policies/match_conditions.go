@@ -119,7 +119,7 @@ func matchConditions(cfg *Config, fixesOnly bool) ([]MatchCondition, string) {
 		case fixesOnly && (!e.fixes[p.ID] || (a != ActionEnforce && a != ActionWarn)):
 			continue // Engine.Mutate does not apply its fix
 		}
-		if p.Clear == nil {
+		if p.clearance(fixesOnly) == nil {
 			return nil, "policy " + p.ID + " states no conditions"
 		}
 		active = append(active, p)
@@ -135,7 +135,7 @@ func matchConditions(cfg *Config, fixesOnly bool) ([]MatchCondition, string) {
 		var c clearance
 		costs := map[string]uint64{}
 		for _, p := range active {
-			pc, ok := p.Clear(t)
+			pc, ok := p.clearance(fixesOnly)(t)
 			if !ok {
 				return nil, "policy " + p.ID + " has a setting its conditions cannot express"
 			}
@@ -159,6 +159,15 @@ func matchConditions(cfg *Config, fixesOnly bool) ([]MatchCondition, string) {
 		})
 	}
 	return out, ""
+}
+
+// clearance returns the conditions p states for the validating webhook (Clear) or, with
+// fixesOnly, for the mutating one (NoFix, else Clear).
+func (p *Policy) clearance(fixesOnly bool) func(celTemplate) (clearance, bool) {
+	if fixesOnly && p.NoFix != nil {
+		return p.NoFix
+	}
+	return p.Clear
 }
 
 // unsentNamespaces returns a regular expression matching every namespace whose objects are

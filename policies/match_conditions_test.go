@@ -356,6 +356,79 @@ func TestMatchConditionsSound(t *testing.T) {
 	}
 }
 
+// TestMutatingMatchConditionsLeaveExplicitValues shows what the mutating webhook's cheaper
+// conditions (Policy.NoFix) buy: an object with an explicit but wrong value for a fixing
+// policy is not sent to the mutating webhook, since the fix never overrides an explicit
+// value, while the validating webhook still gets it and the policy reports it.
+func TestMutatingMatchConditionsLeaveExplicitValues(t *testing.T) {
+	objs := fixtureObjects(t)
+	base := fixtureByName(t, objs, "testdata/base/deployment.yaml#0")
+	cfg := DefaultConfig()
+	e, err := NewEngine(cfg, fixtureClock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jv, jm := newCELJudge(t, MatchConditions(cfg)), newCELJudge(t, MutatingMatchConditions(cfg))
+	dec := NewDecoder()
+	type object = map[string]any
+	for _, tc := range []struct {
+		name   string
+		edit   func(spec, c object) // the pod spec and its first container
+		policy string
+	}{
+		{"privilege escalation allowed", func(_, c object) { c["securityContext"].(object)["allowPrivilegeEscalation"] = true }, "no-privilege-escalation"},
+		{"writable root filesystem", func(_, c object) { c["securityContext"].(object)["readOnlyRootFilesystem"] = false }, "read-only-root-filesystem"},
+		{"root allowed for the pod", func(spec, _ object) { spec["securityContext"].(object)["runAsNonRoot"] = false }, "run-as-non-root"},
+		{"unconfined seccomp for the pod", func(spec, _ object) {
+			spec["securityContext"].(object)["seccompProfile"] = object{"type": "Unconfined"}
+		}, "seccomp-profile"},
+		{"limit far above the request", func(_, c object) { c["resources"].(object)["limits"].(object)["cpu"] = "8" }, "resource-limits"},
+		{"capability added next to ALL dropped", func(_, c object) {
+			c["securityContext"].(object)["capabilities"].(object)["add"] = []any{"NET_ADMIN"}
+		}, "drop-all-capabilities"},
+		{"/tmp from a config map", func(spec, _ object) {
+			spec["volumes"].([]any)[0] = object{"name": "tmp", "configMap": object{"name": "scratch"}}
+		}, "writable-paths"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var d object
+			if err := json.Unmarshal(base.json, &d); err != nil {
+				t.Fatal(err)
+			}
+			spec := d["spec"].(object)["template"].(object)["spec"].(object)
+			tc.edit(spec, spec["containers"].([]any)[0].(object))
+			js, err := json.Marshal(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			decode := func() *Workload {
+				obj, err := dec.Decode(js, base.gvk, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w, _ := NewWorkload(obj)
+				return w
+			}
+			if jm.calls(t, decode().Object, base.gvk, "team-a", admission.Create, "") {
+				t.Errorf("the mutating webhook's conditions send it, though no fix applies\n%s", js)
+			}
+			if !jv.calls(t, decode().Object, base.gvk, "team-a", admission.Create, "") {
+				t.Errorf("the validating webhook's conditions clear it\n%s", js)
+			}
+			if fixed := e.Mutate(decode(), "team-a"); len(fixed) > 0 {
+				t.Errorf("loomguard fixes %v", fixed)
+			}
+			var got []string
+			for _, v := range e.Evaluate(decode(), "team-a").Violations {
+				got = append(got, v.Policy)
+			}
+			if !slices.Contains(got, tc.policy) {
+				t.Errorf("violations %v, want one of %s", got, tc.policy)
+			}
+		})
+	}
+}
+
 // TestMatchConditionsNeverClear lists requests the conditions must always send, whatever
 // the object: a subresource, a namespace that the config singles out, a Windows pod, an
 // object beyond the limits, and a policy the conditions cannot express.
@@ -912,7 +985,7 @@ func TestMatchConditionsCostModel(t *testing.T) {
 				if a == ActionOff || p.CrossObject || (fixesOnly && (!e.fixes[p.ID] || (a != ActionEnforce && a != ActionWarn))) {
 					continue
 				}
-				if c, ok := p.Clear(newCELTemplate(pod)); ok {
+				if c, ok := p.clearance(fixesOnly)(newCELTemplate(pod)); ok {
 					model += c.Cost
 				}
 			}

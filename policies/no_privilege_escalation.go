@@ -61,6 +61,10 @@ func noPrivilegeEscalation(cfg Settings) Policy {
 				"sc.?privileged.orValue(false) != true",
 			}, Cost: uint64(celMaxContainers) * 100}, true
 		},
+		// No fix: every container sets allowPrivilegeEscalation, to any value.
+		NoFix: func(t celTemplate) (clearance, bool) {
+			return clearance{Containers: []string{"sc.?allowPrivilegeEscalation.hasValue()"}, Cost: uint64(celMaxContainers) * 50}, true
+		},
 		Fix: func(w *Workload) bool {
 			if windowsPod(w) {
 				return false

@@ -24,6 +24,11 @@ type Policy struct {
 	// Nil for a policy that states none: the API server then calls loomguard for every
 	// object while the policy is on.
 	Clear func(t celTemplate) (clearance, bool)
+	// NoFix returns CEL conditions, as Clear does, under which Fix certainly changes
+	// nothing, for the mutating webhook, which only fixes (MutatingMatchConditions). They
+	// must follow from Clear's and are cheaper where Fix leaves an explicit value alone,
+	// even a wrong one: the validating webhook judges it. Nil means Clear's.
+	NoFix func(t celTemplate) (clearance, bool)
 	// CrossObject says the policy checks the workload against other objects of its
 	// namespace (Workload.Related). Without that view it reports nothing, so it never
 	// denies or warns in admission: only the audit and the CLI can see what it checks.

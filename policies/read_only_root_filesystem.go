@@ -52,6 +52,10 @@ func readOnlyRootFilesystem(cfg Settings) Policy {
 		Clear: func(t celTemplate) (clearance, bool) {
 			return clearance{NonEphemeral: []string{"sc.?readOnlyRootFilesystem.orValue(false) == true"}, Cost: uint64(celMaxContainers) * 50}, true
 		},
+		// No fix: every init and regular container sets readOnlyRootFilesystem, to any value.
+		NoFix: func(t celTemplate) (clearance, bool) {
+			return clearance{NonEphemeral: []string{"sc.?readOnlyRootFilesystem.hasValue()"}, Cost: uint64(celMaxContainers) * 50}, true
+		},
 		Fix: func(w *Workload) bool {
 			if windowsPod(w) {
 				return false

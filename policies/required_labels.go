@@ -77,6 +77,18 @@ func requiredLabels(cfg RequiredLabelsConfig) Policy {
 			}
 			return c, true
 		},
+		// No fix: a Pod's labels are never filled; a template's are when the key is missing.
+		NoFix: func(t celTemplate) (clearance, bool) {
+			if t.TemplateMeta == t.Meta {
+				return clearance{}, true
+			}
+			var c clearance
+			for _, k := range r.required {
+				c.Pod = append(c.Pod, celString(k)+" in "+t.TemplateMeta+".?labels.orValue({})")
+			}
+			c.Cost = uint64(20 * len(r.required))
+			return c, true
+		},
 		Fix: func(w *Workload) bool {
 			if w.Template == w.Meta || w.Controlled() {
 				return false

@@ -72,6 +72,17 @@ func resourceLimits(cfg ResourceLimitsConfig) Policy {
 			c.Cost = uint64(celMaxContainers) * uint64(len(rules)) * (2*celRegexCost(64, len(wholeBytes)+2) + 400)
 			return c, true
 		},
+		// No fix: each init and regular container has a limit for each resource, whatever
+		// its value (the fix fills only what is missing, and a request without a limit is
+		// what it fills a limit for).
+		NoFix: func(t celTemplate) (clearance, bool) {
+			var c clearance
+			for i := range rules {
+				c.NonEphemeral = append(c.NonEphemeral, "c.?resources.?limits[?"+celString(string(rules[i].name))+"].hasValue()")
+			}
+			c.Cost = uint64(celMaxContainers) * uint64(len(rules)) * 20
+			return c, true
+		},
 		Fix: func(w *Workload) bool {
 			changed := false
 			for _, c := range w.Containers() {

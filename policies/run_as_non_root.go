@@ -114,6 +114,14 @@ func runAsNonRoot(cfg RunAsNonRootConfig) Policy {
 			user := "sc.?runAsUser.orValue(" + t.PodSC + ".?runAsUser.orValue(0))"
 			return clearance{Containers: []string{nonRoot + " == true", "type(" + user + ") == int", user + " != 0"}, Cost: uint64(celMaxContainers) * 200}, true
 		},
+		// No fix: no container inherits an unset runAsNonRoot or runAsUser
+		// (inheritsUnsetIdentity), whatever their values.
+		NoFix: func(t celTemplate) (clearance, bool) {
+			set := func(f string) string {
+				return "(" + t.PodSC + ".?" + f + ".hasValue() || sc.?" + f + ".hasValue())"
+			}
+			return clearance{Containers: []string{set("runAsNonRoot") + " && " + set("runAsUser")}, Cost: uint64(celMaxContainers) * 100}, true
+		},
 		Fix: func(w *Workload) bool {
 			windows := windowsPod(w)
 			if !inheritsUnsetIdentity(w, windows) {

@@ -107,6 +107,14 @@ func seccompProfile(cfg SeccompProfileConfig) Policy {
 			}
 			return clearance{Containers: []string{"(" + strings.Join(ok, " || ") + ")"}, Cost: uint64(celMaxContainers) * 300}, true
 		},
+		// No fix: RuntimeDefault is not allowed, or every container has a profile of its own
+		// or from the pod, whatever its type.
+		NoFix: func(t celTemplate) (clearance, bool) {
+			if !fixable {
+				return clearance{}, true
+			}
+			return clearance{Containers: []string{"(" + t.PodSC + ".?seccompProfile.hasValue() || sc.?seccompProfile.hasValue())"}, Cost: uint64(celMaxContainers) * 100}, true
+		},
 		Fix: func(w *Workload) bool {
 			if !fixable || windowsPod(w) || (w.Spec.SecurityContext != nil && w.Spec.SecurityContext.SeccompProfile != nil) {
 				return false

@@ -87,6 +87,16 @@ func writablePaths(cfg WritablePathsConfig) Policy {
 				uint64(len(paths))*uint64(celMaxItems)*(40+2*uint64(celMaxVolumes)*20)
 			return clearance{NonEphemeral: conds, Cost: uint64(celMaxContainers) * perContainer}, true
 		},
+		// No fix: every init and regular container mounts something at each path or mounts
+		// the path's volume, whatever the volume is.
+		NoFix: func(t celTemplate) (clearance, bool) {
+			mounts := "c.?volumeMounts.orValue([])"
+			conds := []string{"size(" + mounts + ") <= " + strconv.Itoa(celMaxItems)}
+			for _, wp := range paths {
+				conds = append(conds, mounts+".exists(m, m.?mountPath.orValue('') == "+celString(wp.path)+" || m.?name.orValue('') == "+celString(wp.volume)+")")
+			}
+			return clearance{NonEphemeral: conds, Cost: uint64(celMaxContainers) * uint64(len(paths)) * uint64(celMaxItems) * 40}, true
+		},
 		Fix: func(w *Workload) bool {
 			changed := false
 			for _, wp := range paths {
