@@ -54,8 +54,8 @@ func celRegexCost(str, re int) uint64 {
 	return uint64((1+str+9)/10) * uint64((re+3)/4)
 }
 
-// MatchConditions returns the matchConditions of loomguard's two webhooks under cfg: one
-// condition per workload kind, each false exactly when the request is of that kind and its
+// MatchConditions returns the matchConditions of loomguard's validating webhook under cfg:
+// one condition, not-cleared, false exactly when the request is for a workload kind and its
 // object is cleared. An object is cleared when it certainly passes every policy that is not
 // off — no violation of any action, so no denial, warning or audit annotation — and needs no
 // fix: the API server then skips the call, and an object that loomguard would only have
@@ -128,7 +128,10 @@ func matchConditions(cfg *Config, fixesOnly bool) ([]MatchCondition, string) {
 	if unsent == everyNamespace {
 		return nil, `a namespaces entry or an exception names every namespace ("*"): nothing could be cleared`
 	}
-	out := make([]MatchCondition, 0, len(workloadKinds))
+	// One condition for every kind, a chain of conditionals on the request's kind: the API
+	// server evaluates each condition of a webhook on every request, and one per kind would
+	// cost it a condition's setup and a kind test per other kind (BenchmarkMatchConditions).
+	branches := make([]string, 0, len(workloadKinds))
 	for i := range workloadKinds {
 		k := &workloadKinds[i]
 		t := newCELTemplate(k)
@@ -153,12 +156,10 @@ func matchConditions(cfg *Config, fixesOnly bool) ([]MatchCondition, string) {
 			return nil, "the conditions could cost the API server's CEL " + strconv.FormatUint(cost, 10) + " on an object at the limits, over the " +
 				strconv.Itoa(celCostLimit) + " allowed (most: " + strings.Join(top, ", ") + ")"
 		}
-		out = append(out, MatchCondition{
-			Name:       "not-cleared-" + strings.ToLower(k.Kind),
-			Expression: "!(" + t.request(unsent) + " && " + t.expression(c) + ")",
-		})
+		branches = append(branches, t.kindTest()+" ? ("+t.specPresent+" && "+t.expression(c)+")")
 	}
-	return out, ""
+	expr := "!(" + request(unsent) + " && (" + strings.Join(branches, " : ") + " : false))"
+	return []MatchCondition{{Name: "not-cleared", Expression: expr}}, ""
 }
 
 // clearance returns the conditions p states for the validating webhook (Clear) or, with
@@ -293,21 +294,22 @@ func (t celTemplate) Linux() string {
 	return t.Spec + ".?os.?name.orValue('') != 'windows'"
 }
 
-// request is the condition's part about the request: this kind, CREATE or UPDATE of the
-// object itself, a namespace the config does not single out, and an object within the
-// limits.
-func (t celTemplate) request(unsent string) string {
+// request is the condition's part about the request: CREATE or UPDATE of the object
+// itself, in a namespace the config does not single out.
+func request(unsent string) string {
 	parts := []string{
-		"request.kind.group == " + celString(t.kind.Group),
-		"request.kind.kind == " + celString(t.kind.Kind),
 		"request.operation in ['CREATE', 'UPDATE']",
 		"request.?subResource.orValue('') == ''",
 	}
 	if unsent != "" {
 		parts = append(parts, "!request.?namespace.orValue('').matches("+celString(unsent)+")")
 	}
-	parts = append(parts, t.specPresent)
 	return strings.Join(parts, " && ")
+}
+
+// kindTest is true when the request is for t's kind.
+func (t celTemplate) kindTest() string {
+	return "request.kind.kind == " + celString(t.kind.Kind) + " && request.kind.group == " + celString(t.kind.Group)
 }
 
 // clearance is what one policy needs of an object to report nothing and fix nothing: CEL
