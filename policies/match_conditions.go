@@ -386,25 +386,36 @@ func sizedList(l string, max int, e, cond string) string {
 	return "(size(" + l + ") <= " + strconv.Itoa(max) + " && " + l + ".all(" + e + ", " + cond + "))"
 }
 
-// expression joins the bounds and the conditions, each class of container conditions in
-// one pass over its containers, with the template's parts bound (see celTemplate).
+// expression joins the bounds and the conditions: the conditions on every container and on
+// the init and regular ones in one pass, on long-running ones in another, with the
+// template's parts bound (see celTemplate).
 func (t celTemplate) expression(c clearance) string {
 	parts := append([]string{t.Linux()}, t.bounds()...)
 	parts = append(parts, c.Pod...)
-	for _, class := range []struct {
-		list  string
-		conds []string
-	}{{t.AllContainers(), c.Containers}, {t.NonEphemeralContainers(), c.NonEphemeral}, {t.LongRunningContainers(), c.LongRunning}} {
-		if len(class.conds) > 0 {
-			parts = append(parts, class.list+".all(c, [c.?securityContext.orValue({})].all(sc, "+strings.Join(class.conds, " && ")+"))")
-		}
+	if len(c.NonEphemeral) == 0 {
+		parts = appendClass(parts, t.AllContainers(), c.Containers)
+	} else {
+		// Init and regular containers in one pass with both classes' conditions, ephemeral
+		// ones in another: each container's securityContext is bound once.
+		parts = appendClass(parts, t.NonEphemeralContainers(), slices.Concat(c.Containers, c.NonEphemeral))
+		parts = appendClass(parts, t.list("ephemeralContainers"), c.Containers)
 	}
+	parts = appendClass(parts, t.LongRunningContainers(), c.LongRunning)
 	body := strings.Join(parts, " && ")
 	body = "[s.?securityContext.orValue({})].all(psc, " + body + ")"
 	if t.TemplateMeta != t.Meta {
 		body = "[" + t.templateMetaPath + "].all(tm, " + body + ")"
 	}
 	return "[" + t.specPath + "].all(s, [object.metadata].all(om, " + body + "))"
+}
+
+// appendClass appends to parts the condition that every container c of the CEL list meets
+// conds, with sc bound to its securityContext ({} when unset); nothing without conds.
+func appendClass(parts []string, list string, conds []string) []string {
+	if len(conds) == 0 {
+		return parts
+	}
+	return append(parts, list+".all(c, [c.?securityContext.orValue({})].all(sc, "+strings.Join(conds, " && ")+"))")
 }
 
 // celString quotes s as a CEL string literal.
