@@ -13,8 +13,12 @@ import (
 // controller-runtime's decoding, the handler, the response JSON out. Only TLS and the
 // network are left out; test/bench drives the real binary for those.
 func benchmarkHook(b *testing.B, hook func(*harness) http.Handler, path string, r req) {
+	benchmarkBody(b, hook, admissionReview(b, fixture(b, path), r))
+}
+
+// benchmarkBody is benchmarkHook on the AdmissionReview body given.
+func benchmarkBody(b *testing.B, hook func(*harness) http.Handler, body []byte) {
 	h := newHarness(b, "")
-	body := admissionReview(b, fixture(b, path), r)
 	handler := hook(h)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
@@ -47,14 +51,19 @@ func BenchmarkValidate(b *testing.B) {
 	})
 }
 
-// BenchmarkMutate: the base Loom Deployment (nothing to fix, no patch), and one that
-// needs two fixes (a patch of three operations).
+// BenchmarkMutate: the base Loom Deployment (nothing to fix, no patch), one that needs two
+// fixes (a patch of three operations), and the Pod of make bench-e2e's fix workload as the
+// API server sends it (defaulted, with managedFields, encoded as kube-apiserver encodes it:
+// apiServerJSON), which needs every fix.
 func BenchmarkMutate(b *testing.B) {
 	b.Run("base", func(b *testing.B) {
 		benchmarkHook(b, mutating, "../policies/testdata/base/deployment.yaml", req{})
 	})
 	b.Run("patched", func(b *testing.B) {
 		benchmarkHook(b, mutating, "testdata/fixable-deployment.yaml", req{})
+	})
+	b.Run("apiserver-pod", func(b *testing.B) {
+		benchmarkBody(b, mutating, admissionReview(b, apiServerJSON(b, "testdata/apiserver-fix-pod.yaml"), req{}))
 	})
 }
 

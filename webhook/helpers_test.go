@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -74,6 +75,22 @@ func fixture(t testing.TB, path string) []byte {
 	// admission never sees.
 	first, _, _ := bytes.Cut(data, []byte("\n---\n"))
 	js, err := yaml.YAMLToJSON(first)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return js
+}
+
+// apiServerJSON reads a Pod fixture and returns it encoded as kube-apiserver encodes the
+// objects it sends to webhooks: encoding/json of the typed object, so members in the order of
+// the Go fields (not sorted as YAMLToJSON leaves them) and every empty struct spelled out.
+func apiServerJSON(t testing.TB, path string) []byte {
+	t.Helper()
+	var pod corev1.Pod
+	if err := yaml.UnmarshalStrict(fixture(t, path), &pod); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	js, err := json.Marshal(&pod)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
