@@ -22,7 +22,7 @@ func BenchmarkDecodeJSON(b *testing.B) {
 	b.Run("jsontext", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := readJSON(jsontext.NewDecoder(bytes.NewReader(doc))); err != nil {
+			if _, err := readJSON(jsontext.NewDecoder(bytes.NewReader(doc)), nil); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -19,15 +19,47 @@ import (
 // (duplicate names, invalid UTF-8, malformed JSON), encoding/json reads, in its own way,
 // or explains: the two agree on everything both read (FuzzDecodeJSON).
 func decodeJSON(data []byte) (any, error) {
-	dec := jsontext.NewDecoder(bytes.NewReader(data))
-	if v, err := readJSON(dec); err == nil {
-		return v, nil
-	}
-	return decodeJSONv1(data)
+	return decodePruned(data, nil)
 }
 
-// readJSON reads the next JSON value from dec as decodeJSON returns it.
-func readJSON(dec *jsontext.Decoder) (any, error) {
+// decodeObject is decodeJSON without the object's metadata.managedFields, which no fix
+// changes: the API server sets them before it calls the mutating webhooks, they are often
+// the biggest part of an object, and a patch must never touch them. Any difference there
+// between two documents is the typed round trip's own, which the patch leaves out anyway
+// (see Apply), so the documents' diff only saves building it.
+func decodeObject(data []byte) (any, error) {
+	return decodePruned(data, []string{"metadata", "managedFields"})
+}
+
+// decodePruned is decodeJSON without the member at the path of member names prune (none
+// when prune is empty), starting from the top-level value.
+func decodePruned(data []byte, prune []string) (any, error) {
+	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	if v, err := readJSON(dec, prune); err == nil {
+		return v, nil
+	}
+	v, err := decodeJSONv1(data)
+	if err != nil || len(prune) == 0 {
+		return v, err
+	}
+	parent := v
+	for _, name := range prune[:len(prune)-1] {
+		m, ok := parent.(map[string]any)
+		if !ok {
+			return v, nil
+		}
+		parent = m[name]
+	}
+	if m, ok := parent.(map[string]any); ok {
+		delete(m, prune[len(prune)-1])
+	}
+	return v, nil
+}
+
+// readJSON reads the next JSON value from dec as decodeJSON returns it, without the member
+// at the path of member names prune (none when prune is empty): that member's value is
+// skipped, not decoded.
+func readJSON(dec *jsontext.Decoder, prune []string) (any, error) {
 	switch dec.PeekKind() {
 	case '{':
 		if _, err := dec.ReadToken(); err != nil {
@@ -40,7 +72,17 @@ func readJSON(dec *jsontext.Decoder) (any, error) {
 				return nil, err
 			}
 			name := t.String() // before the next read voids t
-			v, err := readJSON(dec)
+			var inner []string
+			if len(prune) > 0 && name == prune[0] {
+				if len(prune) == 1 {
+					if err := dec.SkipValue(); err != nil {
+						return nil, err
+					}
+					continue
+				}
+				inner = prune[1:]
+			}
+			v, err := readJSON(dec, inner)
 			if err != nil {
 				return nil, err
 			}
@@ -54,7 +96,7 @@ func readJSON(dec *jsontext.Decoder) (any, error) {
 		}
 		a := []any{}
 		for dec.PeekKind() != ']' {
-			v, err := readJSON(dec)
+			v, err := readJSON(dec, nil)
 			if err != nil {
 				return nil, err
 			}

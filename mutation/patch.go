@@ -72,7 +72,8 @@ func Unfixable(w *policies.Workload) string {
 //
 // Time and memory are linear in the size of raw: raw is decoded to maps once and compared
 // (diffValues) with the fixed object's encoding and, unless it encodes to raw itself, with
-// the round trip's.
+// the round trip's; each without metadata.managedFields, which no fix touches and which are
+// only scanned (decodeObject).
 func Apply(e *policies.Engine, w *policies.Workload, raw []byte, namespace string) (Result, error) {
 	fixed := e.Mutate(w, namespace)
 	if len(fixed) == 0 {
@@ -86,12 +87,12 @@ func Apply(e *policies.Engine, w *policies.Workload, raw []byte, namespace strin
 	if err != nil {
 		return Result{}, fmt.Errorf("encoding fixed %s: %w", w.Kind.Kind, err)
 	}
-	// raw is decoded to maps once and compared with both encodings.
-	rawTree, err := decodeJSON(raw)
+	// raw is decoded to maps once and compared with both encodings, managedFields left out.
+	rawTree, err := decodeObject(raw)
 	if err != nil {
 		return Result{}, fmt.Errorf("computing patch for %s: decoding the original: %w", w.Kind.Kind, err)
 	}
-	currentTree, err := decodeJSON(current)
+	currentTree, err := decodeObject(current)
 	if err != nil {
 		return Result{}, fmt.Errorf("computing patch for %s: decoding the fixed object: %w", w.Kind.Kind, err)
 	}
@@ -101,7 +102,7 @@ func Apply(e *policies.Engine, w *policies.Workload, raw []byte, namespace strin
 	}
 	var noise []jsonpatch.Operation
 	if !bytes.Equal(raw, same) { // an API server's encoding of the same types round-trips unchanged
-		sameTree, err := decodeJSON(same)
+		sameTree, err := decodeObject(same)
 		if err != nil {
 			return Result{}, fmt.Errorf("computing patch for %s: decoding the original's encoding: %w", w.Kind.Kind, err)
 		}
