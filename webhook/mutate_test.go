@@ -42,6 +42,17 @@ func TestMutate(t *testing.T) {
 	controlled := fixture(t, "testdata/controlled-replicaset.yaml")
 	scaled := edit(t, fixable, func(m map[string]any) { m["spec"].(map[string]any)["replicas"] = 5 })
 	inKubeSystem := edit(t, fixable, func(m map[string]any) { m["metadata"].(map[string]any)["namespace"] = "kube-system" })
+	// The bench's Pod as the API server sends it, and that Pod annotated by kubectl (one more
+	// managedFields entry): an update that leaves its spec and labels as they were.
+	sentPod := apiServerJSON(t, "testdata/apiserver-fix-pod.yaml")
+	annotatedPod := edit(t, sentPod, func(m map[string]any) {
+		meta := m["metadata"].(map[string]any)
+		meta["annotations"] = map[string]any{"note": "x"}
+		meta["managedFields"] = append(meta["managedFields"].([]any), map[string]any{
+			"manager": "kubectl-annotate", "operation": "Update", "apiVersion": "v1", "time": "2026-11-30T17:05:00Z",
+			"fieldsType": "FieldsV1", "fieldsV1": map[string]any{"f:metadata": map[string]any{"f:annotations": map[string]any{".": map[string]any{}, "f:note": map[string]any{}}}},
+		})
+	})
 
 	const (
 		noFix = `policies:
@@ -80,6 +91,8 @@ func TestMutate(t *testing.T) {
 		{name: "update that changes the pod spec", obj: fixable, req: req{op: admissionv1.Update, old: base}, patch: fixableOps,
 			fixed: []string{"drop-all-capabilities", "read-only-root-filesystem"}},
 		{name: "update that only scales", obj: scaled, req: req{op: admissionv1.Update, old: fixable},
+			message: "leaves the pod spec and labels unchanged"},
+		{name: "update of a sent pod that only annotates it", obj: annotatedPod, req: req{op: admissionv1.Update, old: sentPod},
 			message: "leaves the pod spec and labels unchanged"},
 		{name: "generated pod without a namespace", obj: generated, req: req{namespace: "loom"},
 			patch: `[
