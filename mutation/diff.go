@@ -15,9 +15,10 @@ import (
 // decodeJSON decodes the first JSON value in data into maps, slices, strings, bools, nil and
 // json.Number (numbers keep their spelling), as jsonpatch.CreatePatch does with
 // encoding/json. It reads the value with the tokenizer of encoding/json/v2
-// (github.com/go-json-experiment/json/jsontext), at about half the cost; what that refuses
-// (duplicate names, invalid UTF-8, malformed JSON), encoding/json reads, in its own way,
-// or explains: the two agree on everything both read (FuzzDecodeJSON).
+// (github.com/go-json-experiment/json/jsontext), at about half the cost, keeping the last of
+// duplicate names as encoding/json does; what the tokenizer refuses (invalid UTF-8,
+// malformed JSON), encoding/json reads, in its own way, or explains: the two agree on
+// everything both read (FuzzDecodeJSON).
 func decodeJSON(data []byte) (any, error) {
 	return decodePruned(data, nil)
 }
@@ -34,7 +35,9 @@ func decodeObject(data []byte) (any, error) {
 // decodePruned is decodeJSON without the member at the path of member names prune (none
 // when prune is empty), starting from the top-level value.
 func decodePruned(data []byte, prune []string) (any, error) {
-	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	// Duplicate names are allowed, the last one winning, as with encoding/json: the
+	// tokenizer then need not remember every name of every object.
+	dec := jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowDuplicateNames(true))
 	if v, err := readJSON(dec, prune); err == nil {
 		return v, nil
 	}
