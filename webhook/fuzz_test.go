@@ -13,9 +13,9 @@ import (
 // FuzzReview holds both webhooks' HTTP handlers to their contract on any body: no panic,
 // always HTTP 200 with a well-formed AdmissionReview v1 response (allowed, or a failure
 // status with a code and message), and the request's uid echoed whenever the body carries
-// one that can be read. Its seeds are reviews of the policy fixtures, the malformed
-// bodies of the error tests, the odd reviews of TestDecodeReviewOnce and
-// testdata/fuzz/FuzzReview.
+// one that can be read. Its seeds are reviews of the policy fixtures and of the Pod as the
+// API server sends it (apiserver-fix-pod.yaml, with managedFields), the malformed bodies of
+// the error tests, the odd reviews of TestDecodeReviewOnce and testdata/fuzz/FuzzReview.
 //
 //	go test ./webhook -run '^$' -fuzz FuzzReview -fuzztime 10m -parallel 1
 func FuzzReview(f *testing.F) {
@@ -29,6 +29,9 @@ func FuzzReview(f *testing.F) {
 		f.Add(admissionReview(f, obj, req{op: admissionv1.Update, old: obj}))
 	}
 	f.Add(admissionReview(f, bigPod(3), req{}))
+	sent := apiServerJSON(f, "testdata/apiserver-fix-pod.yaml") // with managedFields
+	f.Add(admissionReview(f, sent, req{}))
+	f.Add(admissionReview(f, sent, req{op: admissionv1.Update, old: sent}))
 	for _, c := range oddReviews(f) { // both decoders' paths (decode_test.go)
 		if len(c.body) < 64<<10 {
 			f.Add(c.body)
