@@ -36,8 +36,9 @@ func decodeObject(data []byte) (any, error) {
 // when prune is empty), starting from the top-level value.
 func decodePruned(data []byte, prune []string) (any, error) {
 	// Duplicate names are allowed, the last one winning, as with encoding/json: the
-	// tokenizer then need not remember every name of every object.
-	dec := jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowDuplicateNames(true))
+	// tokenizer then need not remember every name of every object. It reads a bytes.Buffer
+	// in place instead of copying data into a buffer of its own; nothing writes to data.
+	dec := jsontext.NewDecoder(bytes.NewBuffer(data), jsontext.AllowDuplicateNames(true))
 	if v, err := readJSON(dec, prune); err == nil {
 		return v, nil
 	}
