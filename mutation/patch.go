@@ -61,9 +61,9 @@ func Unfixable(w *policies.Workload) string {
 // Apply fixes w's object in place. It first takes a deep copy of the object, returned as
 // Original when a fix applied, whose encoding tells the typed round trip's own changes from
 // the fixes'. The copy costs every object, also one that needs no fix (+39 allocations,
-// +5.9 KB, ≈ +8 µs CPU on a Deployment), but a fix review saves more (≈ 30–40 µs CPU on a Pod
-// as the API server sends it) than decoding raw a second time would cost it; and the
-// mutating webhook's matchConditions keep most objects that need no fix from being sent (see
+// +5.9 KB, ≈ +10 µs CPU on a Deployment), but it spares a fix review the second typed
+// decoding of raw (≈ 25–45 µs CPU on a Pod as the API server sends it); and the mutating
+// webhook's matchConditions keep most objects that need no fix from being sent (see
 // BENCHMARKS.md).
 //
 // The patch carries the fixes and nothing else: what the typed round trip alone would change
