@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // MatchCondition is one entry of an admission webhook's matchConditions
@@ -56,7 +57,8 @@ func celRegexCost(str, re int) uint64 {
 
 // MatchConditions returns the matchConditions of loomguard's validating webhook under cfg:
 // one condition, not-cleared, false exactly when the request is for a workload kind and its
-// object is cleared. An object is cleared when it certainly passes every policy that is not
+// object is cleared (one per kind, not-cleared-<kind>, when the one would be longer than the
+// API server's CEL parses: celMaxExpressionCodePoints). An object is cleared when it certainly passes every policy that is not
 // off — no violation of any action, so no denial, warning or audit annotation — and needs no
 // fix: the API server then skips the call, and an object that loomguard would only have
 // waved through is admitted even while loomguard is down.
@@ -132,6 +134,7 @@ func matchConditions(cfg *Config, fixesOnly bool) ([]MatchCondition, string) {
 	// server evaluates each condition of a webhook on every request, and one per kind would
 	// cost it a condition's setup and a kind test per other kind (BenchmarkMatchConditions).
 	branches := make([]string, 0, len(workloadKinds))
+	perKind := make([]MatchCondition, 0, len(workloadKinds))
 	for i := range workloadKinds {
 		k := &workloadKinds[i]
 		t := newCELTemplate(k)
@@ -156,11 +159,31 @@ func matchConditions(cfg *Config, fixesOnly bool) ([]MatchCondition, string) {
 			return nil, "the conditions could cost the API server's CEL " + strconv.FormatUint(cost, 10) + " on an object at the limits, over the " +
 				strconv.Itoa(celCostLimit) + " allowed (most: " + strings.Join(top, ", ") + ")"
 		}
-		branches = append(branches, t.kindTest()+" ? ("+t.specPresent+" && "+t.expression(c)+")")
+		cleared := t.specPresent + " && " + t.expression(c)
+		branches = append(branches, t.kindTest()+" ? ("+cleared+")")
+		perKind = append(perKind, MatchCondition{
+			Name:       "not-cleared-" + strings.ToLower(k.Kind),
+			Expression: "!(" + t.kindTest() + " && " + request(unsent) + " && " + cleared + ")",
+		})
 	}
 	expr := "!(" + request(unsent) + " && (" + strings.Join(branches, " : ") + " : false))"
-	return []MatchCondition{{Name: "not-cleared", Expression: expr}}, ""
+	if utf8.RuneCountInString(expr) <= celMaxExpressionCodePoints {
+		return []MatchCondition{{Name: "not-cleared", Expression: expr}}, ""
+	}
+	// Too long for the API server's parser: one condition per kind, as many as it takes.
+	for _, mc := range perKind {
+		if n := utf8.RuneCountInString(mc.Expression); n > celMaxExpressionCodePoints {
+			return nil, "condition " + mc.Name + " is " + strconv.Itoa(n) + " code points long, over the " +
+				strconv.Itoa(celMaxExpressionCodePoints) + " the API server's CEL parses"
+		}
+	}
+	return perKind, ""
 }
+
+// celMaxExpressionCodePoints is the longest expression the API server's CEL parses (cel-go's
+// default ParserExpressionSizeLimit, which k8s.io/apiserver keeps): it refuses a webhook
+// configuration with a longer matchCondition.
+const celMaxExpressionCodePoints = 100_000
 
 // clearance returns the conditions p states for the validating webhook (Clear) or, with
 // fixesOnly, for the mutating one (NoFix, else Clear).
