@@ -58,9 +58,9 @@ func celRegexCost(str, re int) uint64 {
 // MatchConditions returns the matchConditions of loomguard's validating webhook under cfg:
 // one condition, not-cleared, false exactly when the request is for a workload kind and its
 // object is cleared (one per kind, not-cleared-<kind>, when the one would be longer than the
-// API server's CEL parses: celMaxExpressionCodePoints). An object is cleared when it certainly passes every policy that is not
-// off — no violation of any action, so no denial, warning or audit annotation — and needs no
-// fix: the API server then skips the call, and an object that loomguard would only have
+// API server's CEL parses: celMaxExpressionCodePoints). An object is cleared when it
+// certainly passes every policy that is not off — no violation of any action, so no denial,
+// warning or audit annotation — and needs no fix: the API server then skips the call, and an object that loomguard would only have
 // waved through is admitted even while loomguard is down.
 //
 // The conditions are conservative: they clear only objects whose every checked field has a

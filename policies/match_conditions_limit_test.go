@@ -32,8 +32,8 @@ func (j *celJudge) matchErr(t testing.TB, obj runtime.Object, gvk schema.GroupVe
 // TestMatchConditionsWithinParserLimit: the API server's CEL parses at most 100,000 code
 // points per expression (cel-go's default ParserExpressionSizeLimit, which k8s.io/apiserver
 // does not change), and refuses a webhook configuration whose matchConditions it cannot
-// compile. Since the conditions became one expression for all seven kinds, the Loom profile's
-// validating condition is 75,000 code points long, and a config well within the cost limit —
+// compile. As one expression for all seven kinds, the Loom profile's validating condition is
+// 75,000 code points long, and a config well within the cost limit —
 // here the Loom profile with a "team" label restricted to 160 allowed values, each repeated
 // for the object and its template in each kind's branch — goes past it: the API server
 // refuses the conditions (the syncer then removes them: every object is sent) and
