@@ -76,37 +76,44 @@ func TestMatchConditionsSoundOnAPIServer(t *testing.T) {
 		if len(errs) > 0 {
 			t.Fatal(errs.ToAggregate())
 		}
-		conds := policies.MatchConditions(cfg)
-		if conds == nil {
-			t.Fatalf("%s: no matchConditions", name)
-		}
 		engine, err := policies.NewEngine(cfg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		registerProbe(t, s, conds)
-		var sent, cleared, refused int
-		for _, o := range objs {
-			switch out := probeCreate(t, dyn, o); {
-			case out.refused:
-				refused++
-			case out.sent:
-				sent++
-			case strings.HasPrefix(o.GetName(), "costly-"):
-				t.Errorf("%s: Pod %s is beyond the conditions' limits, yet cleared", name, o.GetName())
-			default:
-				cleared++
-				if why := engineWouldAct(engine, out.stored); why != "" {
-					t.Errorf("%s: %s %s is cleared by the matchConditions, yet loomguard would act on it: %s", name, o.GetKind(), o.GetName(), why)
+		// The validating webhook's conditions, then the mutating one's (Policy.NoFix): cleared
+		// by the latter means no fix, whatever the verdict.
+		for _, hook := range []struct {
+			name      string
+			conds     []policies.MatchCondition
+			fixesOnly bool
+		}{{"validating", policies.MatchConditions(cfg), false}, {"mutating", policies.MutatingMatchConditions(cfg), true}} {
+			if hook.conds == nil {
+				t.Fatalf("%s: no matchConditions for the %s webhook", name, hook.name)
+			}
+			registerProbe(t, s, hook.conds)
+			var sent, cleared, refused int
+			for _, o := range objs {
+				switch out := probeCreate(t, dyn, o); {
+				case out.refused:
+					refused++
+				case out.sent:
+					sent++
+				case strings.HasPrefix(o.GetName(), "costly-"):
+					t.Errorf("%s, %s: Pod %s is beyond the conditions' limits, yet cleared", name, hook.name, o.GetName())
+				default:
+					cleared++
+					if why := engineWouldAct(engine, out.stored, hook.fixesOnly); why != "" {
+						t.Errorf("%s: %s %s is cleared by the %s webhook's matchConditions, yet loomguard would act on it: %s", name, o.GetKind(), o.GetName(), hook.name, why)
+					}
 				}
 			}
+			t.Logf("%s, %s webhook: %d objects: %d cleared (the API server skips loomguard), %d sent, %d refused by the API server itself", name, hook.name, len(objs), cleared, sent, refused)
+			if cleared == 0 || sent == 0 {
+				t.Errorf("%s, %s: %d cleared, %d sent: the comparison proves nothing", name, hook.name, cleared, sent)
+			}
+			summary = append(summary, fmt.Sprintf("%s %s %d cleared, %d sent, %d refused", name, hook.name, cleared, sent, refused))
+			deleteProbe(t, s)
 		}
-		t.Logf("%s: %d objects: %d cleared (the API server skips loomguard), %d sent, %d refused by the API server itself", name, len(objs), cleared, sent, refused)
-		if cleared == 0 || sent == 0 {
-			t.Errorf("%s: %d cleared, %d sent: the comparison proves nothing", name, cleared, sent)
-		}
-		summary = append(summary, fmt.Sprintf("%s %d cleared, %d sent, %d refused", name, cleared, sent, refused))
-		deleteProbe(t, s)
 	}
 	testsummary.Record(t, "matchConditions on the API server: %s; every cleared object passes and needs no fix", strings.Join(summary, "; "))
 }
@@ -246,7 +253,7 @@ func probeCreate(t *testing.T, dyn dynamic.Interface, obj *unstructured.Unstruct
 
 // engineWouldAct returns what loomguard would do to the stored object in an ordinary
 // namespace — its violations of any action, its waivers, its fixes — or "".
-func engineWouldAct(e *policies.Engine, stored *unstructured.Unstructured) string {
+func engineWouldAct(e *policies.Engine, stored *unstructured.Unstructured, fixesOnly bool) string {
 	js, err := json.Marshal(stored.Object)
 	if err != nil {
 		return err.Error()
@@ -259,13 +266,15 @@ func engineWouldAct(e *policies.Engine, stored *unstructured.Unstructured) strin
 	if !ok {
 		return "not a workload"
 	}
-	r := e.Evaluate(w, neutralNamespace)
 	var acts []string
-	for _, v := range r.Violations {
-		acts = append(acts, v.Message())
-	}
-	for _, wv := range r.Waivers {
-		acts = append(acts, "waiver "+wv.Exception)
+	if !fixesOnly {
+		r := e.Evaluate(w, neutralNamespace)
+		for _, v := range r.Violations {
+			acts = append(acts, v.Message())
+		}
+		for _, wv := range r.Waivers {
+			acts = append(acts, "waiver "+wv.Exception)
+		}
 	}
 	if fixed := e.Mutate(w, neutralNamespace); len(fixed) > 0 {
 		acts = append(acts, "fixes "+strings.Join(fixed, ", "))
