@@ -60,8 +60,9 @@ func celRegexCost(str, re int) uint64 {
 // object is cleared (one per kind, not-cleared-<kind>, when the one would be longer than the
 // API server's CEL parses: celMaxExpressionCodePoints). An object is cleared when it
 // certainly passes every policy that is not off — no violation of any action, so no denial,
-// warning or audit annotation — and needs no fix: the API server then skips the call, and an object that loomguard would only have
-// waved through is admitted even while loomguard is down.
+// warning or audit annotation — and needs no fix: the API server then skips the call, and
+// an object that loomguard would only have waved through is admitted even while loomguard
+// is down.
 //
 // The conditions are conservative: they clear only objects whose every checked field has a
 // plainly compliant form, and leave everything else to loomguard, which always has the last
@@ -74,7 +75,9 @@ func celRegexCost(str, re int) uint64 {
 //
 // Each policy states its own conditions next to its checks (Policy.Clear). MatchConditions
 // returns nil — call loomguard for every request — when some policy that is not off cannot
-// express its checks as conditions under cfg.
+// express its checks as conditions under cfg, when a namespaces entry or an exception names
+// every namespace, when the conditions could cost more than celCostLimit, or when even one
+// kind's condition would be too long to parse (WhyNoMatchConditions says which).
 //
 // These are the validating webhook's conditions; MutatingMatchConditions are the mutating
 // webhook's.
@@ -86,10 +89,12 @@ func MatchConditions(cfg *Config) []MatchCondition {
 // MutatingMatchConditions returns the matchConditions of loomguard's mutating webhook under
 // cfg, which only applies fixes (it never denies or warns: the validating webhook does,
 // with MatchConditions): they clear an object when no fix of a policy that fixes in
-// admission (enforced or warned, its fix on) would change it. They are MatchConditions
-// with only those policies' conditions, so they are cheaper for the API server to evaluate
-// and clear at least what MatchConditions clears; nil means call the mutating webhook for
-// every request.
+// admission (enforced or warned, its fix on) would change it. Each such policy contributes
+// its Policy.NoFix conditions (its Clear ones when it has none): mostly that the fields its
+// fix fills are set, whatever their value, since a fix never overrides an explicit value.
+// They are cheaper for the API server to evaluate than MatchConditions and clear at least
+// what it clears. Single or one per kind is decided for each webhook on its own; nil means
+// call the mutating webhook for every request.
 func MutatingMatchConditions(cfg *Config) []MatchCondition {
 	conds, _ := matchConditions(cfg, true)
 	return conds
@@ -97,7 +102,8 @@ func MutatingMatchConditions(cfg *Config) []MatchCondition {
 
 // WhyNoMatchConditions says why MatchConditions, or with mutating MutatingMatchConditions,
 // returns none for cfg — a policy that cannot express its checks, a namespace glob of "*",
-// a cost over the limit, naming the policies that cost most — and is "" when it returns some.
+// a cost over the limit (naming the policies that cost most), a kind's condition too long
+// for the API server's parser, an invalid config — and is "" when it returns some.
 func WhyNoMatchConditions(cfg *Config, mutating bool) string {
 	_, why := matchConditions(cfg, mutating)
 	return why
@@ -335,8 +341,8 @@ func (t celTemplate) kindTest() string {
 	return "request.kind.kind == " + celString(t.kind.Kind) + " && request.kind.group == " + celString(t.kind.Group)
 }
 
-// clearance is what one policy needs of an object to report nothing and fix nothing: CEL
-// conditions over the pod template (celTemplate's names), and conditions over each
+// clearance is what one policy needs of an object to report nothing and fix nothing (Clear),
+// or only to fix nothing (NoFix): CEL conditions over the pod template (celTemplate's names), and conditions over each
 // container c of a class. Conditions that read a list or a string of unbounded size check
 // its size first, against the limits above.
 type clearance struct {

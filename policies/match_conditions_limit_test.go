@@ -33,11 +33,11 @@ func (j *celJudge) matchErr(t testing.TB, obj runtime.Object, gvk schema.GroupVe
 // points per expression (cel-go's default ParserExpressionSizeLimit, which k8s.io/apiserver
 // does not change), and refuses a webhook configuration whose matchConditions it cannot
 // compile. As one expression for all seven kinds, the Loom profile's validating condition is
-// 75,000 code points long, and a config well within the cost limit —
-// here the Loom profile with a "team" label restricted to 160 allowed values, each repeated
-// for the object and its template in each kind's branch — goes past it: the API server
-// refuses the conditions (the syncer then removes them: every object is sent) and
-// `loomguard policies -o match-conditions` prints a condition that cannot be applied.
+// about 75,000 code points long; a config well within the cost limit — the Loom profile with
+// a "team" label restricted to 160 allowed values, each repeated for the object and its
+// template in each kind's branch — would take it past the limit, so the generator gives it
+// one condition per kind (not-cleared-<kind>). Every test config's conditions must compile
+// with the API server's CEL and evaluate on the base Deployment.
 func TestMatchConditionsWithinParserLimit(t *testing.T) {
 	var teams []string
 	for i := range 160 {
@@ -61,6 +61,15 @@ func TestMatchConditionsWithinParserLimit(t *testing.T) {
 			}
 			if conds == nil {
 				continue
+			}
+			if name == "team-label-160-values" && !mutating {
+				var names []string
+				for _, c := range conds {
+					names = append(names, c.Name)
+				}
+				if len(conds) != len(workloadKinds) || names[0] != "not-cleared-pod" {
+					t.Errorf("%s: validating conditions %v, want one per kind (not-cleared-<kind>): one would be too long", name, names)
+				}
 			}
 			obj, err := dec.Decode(base.json, base.gvk, false)
 			if err != nil {

@@ -3,6 +3,7 @@ package policies
 import (
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"math/rand"
 	"os"
 	"strconv"
@@ -325,7 +326,7 @@ func TestMatchConditionsSoundRandom(t *testing.T) {
 				return
 			}
 			jv, jm := newCELJudge(t, vc), newCELJudge(t, mc)
-			r := rand.New(rand.NewSource(int64(len(name))))
+			r := rand.New(rand.NewSource(int64(crc32.ChecksumIEEE([]byte(name)))))
 			var mcleared, vcleared, bad int
 			for i := range n {
 				p := []float64{0.05, 0.15, 0.4}[i%3]

@@ -25,9 +25,10 @@ type Policy struct {
 	// object while the policy is on.
 	Clear func(t celTemplate) (clearance, bool)
 	// NoFix returns CEL conditions, as Clear does, under which Fix certainly changes
-	// nothing, for the mutating webhook, which only fixes (MutatingMatchConditions). They
-	// must follow from Clear's and are cheaper where Fix leaves an explicit value alone,
-	// even a wrong one: the validating webhook judges it. Nil means Clear's.
+	// nothing, for the mutating webhook, which only fixes (MutatingMatchConditions). Clear's
+	// conditions must imply them (whatever Clear clears, NoFix clears); they are cheaper
+	// where Fix leaves an explicit value alone, even a wrong one: the validating webhook
+	// judges it. Nil means Clear's.
 	NoFix func(t celTemplate) (clearance, bool)
 	// CrossObject says the policy checks the workload against other objects of its
 	// namespace (Workload.Related). Without that view it reports nothing, so it never

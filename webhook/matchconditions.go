@@ -253,7 +253,11 @@ func (s *MatchConditionsSyncer) syncTarget(ctx context.Context, t matchTarget, w
 	}
 	if changed {
 		s.count(t, matchUpdateSuccess)
-		kv := []any{"conditions", len(want)}
+		names := make([]string, len(want))
+		for i, c := range want {
+			names[i] = c.Name
+		}
+		kv := []any{"conditions", names}
 		if len(want) == 0 && !s.o.Remove {
 			if e := s.o.Engine(); e != nil {
 				kv = append(kv, "why", policies.WhyNoMatchConditions(e.Config(), t.webhookName() == MutatingWebhookName))

@@ -122,7 +122,7 @@ func NewMetrics(reg prometheus.Registerer, engine func() *policies.Engine) (*Met
 		exceptions: newExceptionCollector(engine),
 		matchConditions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "loomguard_webhook_match_conditions",
-			Help: "matchConditions of loomguard's webhook (validate, mutate) in the live webhook configuration, as the match-condition syncer last set or found them; 0: the API server calls the webhook for every object its rules match. Only the replica that syncs has series.",
+			Help: "matchConditions of loomguard's webhook (validate, mutate) in the live webhook configuration, as the match-condition syncer last set or found them: 1 (not-cleared) normally, 7 (one per workload kind) when one would be too long for the API server's CEL parser, 0 when the API server calls the webhook for every object its rules match. Only the replica that syncs has series.",
 		}, []string{"webhook"}),
 		matchConditionUpdates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loomguard_webhook_match_condition_updates_total",

@@ -37,10 +37,11 @@ const (
 // TestMatchConditionsSoundOnAPIServer proves on the real API server what
 // policies.TestMatchConditionsSound proves with its code: whenever the generated
 // matchConditions make kube-apiserver skip loomguard's webhooks, loomguard would have
-// allowed the object with no violation of any action and no fix. For each test config it
-// registers a probe webhook carrying that config's conditions, at a dead address with
-// failurePolicy Fail, and dry-run creates every fixture object of the project (and variants
-// of the cleared ones): a request that fails calling the probe was sent; one that succeeds
+// allowed the object with no violation of any action and no fix (and, for the mutating
+// webhook's conditions, made no fix). For each test config and each webhook it registers a
+// probe webhook carrying those conditions, at a dead address with failurePolicy Fail, and
+// dry-run creates every fixture object of the project and Pods beyond the conditions'
+// limits: a request that fails calling the probe was sent; one that succeeds
 // was cleared, and the engine then judges the object the API server returned (defaulted,
 // as the conditions saw it). A condition that failed to evaluate would fail the request
 // with another error, which fails the test.

@@ -40,6 +40,9 @@
 //	go tool pprof -top bin/loomguard /tmp/prof/cpu-pods-loomguard-1.pprof
 //	go tool pprof -top bin/kube-apiserver /tmp/prof/kube-apiserver-cpu-pods-loomguard-1.pprof
 //
+// The CPU per Pod is taken when the run ends, not the profile; the profiling itself costs
+// the processes a little CPU, so compare CPU figures from runs without -profile-dir.
+//
 // For every run it prints throughput, p50 and p99, failed creates, loomguard reviews per Pod
 // and the CPU time per created Pod of each process (kube-apiserver, loomguard, etcd,
 // kube-controller-manager), from /proc/<pid>/stat utime+stime deltas. Last it prints, per

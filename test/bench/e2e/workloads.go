@@ -103,6 +103,8 @@ func (b *bench) runWorkload(ctx context.Context, workload, setup string, round i
 		start := time.Now()
 		lat, failed, err := b.createPods(ctx, tmpl, fmt.Sprintf("%s-%d", workload, round), b.o.pods, false, check)
 		r.wall = time.Since(start)
+		// The CPU of the run, before waiting for the profile (which may outlast it).
+		r.cpu = b.cpuTimes()
 		if err != nil {
 			return r, err
 		}
@@ -114,8 +116,8 @@ func (b *bench) runWorkload(ctx context.Context, workload, setup string, round i
 		if err := b.rollout(ctx, &r); err != nil {
 			return r, err
 		}
+		r.cpu = b.cpuTimes()
 	}
-	r.cpu = b.cpuTimes()
 	for p, t := range r.cpu {
 		r.cpu[p] = t - cpu0[p]
 	}
