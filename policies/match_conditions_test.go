@@ -54,6 +54,21 @@ func newCELJudge(t testing.TB, conds []MatchCondition) *celJudge {
 // deny the request.
 func (j *celJudge) calls(t testing.TB, obj runtime.Object, gvk schema.GroupVersionKind, namespace string, op admission.Operation, subresource string) bool {
 	t.Helper()
+	calls, err := j.match(t, obj, gvk, namespace, op, subresource)
+	if err != nil {
+		name := ""
+		if m, err := meta.Accessor(obj); err == nil {
+			name = m.GetName()
+		}
+		t.Fatalf("matchConditions fail on %s %s/%s: %v", gvk.Kind, namespace, name, err)
+	}
+	return calls
+}
+
+// match is calls without failing the test: whether the API server would call the webhook,
+// and the error its conditions fail with (a condition its CEL cannot compile is one).
+func (j *celJudge) match(t testing.TB, obj runtime.Object, gvk schema.GroupVersionKind, namespace string, op admission.Operation, subresource string) (bool, error) {
+	t.Helper()
 	gvr, _ := meta.UnsafeGuessKindToResource(gvk)
 	obj.GetObjectKind().SetGroupVersionKind(gvk) // already in the webhook's version: no conversion
 	name := ""
@@ -70,10 +85,7 @@ func (j *celJudge) calls(t testing.TB, obj runtime.Object, gvk schema.GroupVersi
 		t.Fatalf("versioned attributes: %v", err)
 	}
 	r := j.matcher.Match(context.Background(), va, nil, nil)
-	if r.Error != nil {
-		t.Fatalf("matchConditions fail on %s %s/%s: %v", gvk.Kind, namespace, name, r.Error)
-	}
-	return r.Matches
+	return r.Matches, r.Error
 }
 
 // testConfigs are the configs the conditions are proved sound under: the Loom profile and
