@@ -342,8 +342,8 @@ func (t celTemplate) kindTest() string {
 }
 
 // clearance is what one policy needs of an object to report nothing and fix nothing (Clear),
-// or only to fix nothing (NoFix): CEL conditions over the pod template (celTemplate's names), and conditions over each
-// container c of a class. Conditions that read a list or a string of unbounded size check
+// or only to fix nothing (NoFix): CEL conditions over the pod template (celTemplate's
+// names), and conditions over each container c of a class. Conditions that read a list or a string of unbounded size check
 // its size first, against the limits above.
 type clearance struct {
 	// Pod conditions read the object, its metadata, the template's metadata and the spec.
