@@ -25,7 +25,9 @@ and its description. "wide" adds the fields each policy reads; "json" has everyt
 "markdown" is the policy reference, docs/policies.md, which is generated with it.
 "match-conditions" prints, as YAML, the matchConditions that loomguard serve keeps on
 each of its webhooks under the config: the API server skips loomguard for the objects
-they clear (docs/match-conditions.md); an empty list means every object is sent.`,
+they clear (docs/match-conditions.md); an empty list means every object is sent. Each
+webhook normally gets one condition; stderr says when it gets one per workload kind (one
+would be too long for the API server) or none, and why.`,
 		exitCodes: `  0  listed
   2  usage or config error`,
 		examples: `  loomguard policies
@@ -54,6 +56,8 @@ they clear (docs/match-conditions.md); an empty list means every object is sent.
 		}{{webhook.MutatingWebhookName, true}, {webhook.ValidatingWebhookName, false}} {
 			if why := policies.WhyNoMatchConditions(engine.Config(), hook.mutating); why != "" {
 				fmt.Fprintf(stderr, "loomguard: %s gets no matchConditions (the API server sends it every object): %s\n", hook.name, why)
+			} else if n := len(webhook.WantMatchConditions(hook.name, engine.Config())); n > 1 {
+				fmt.Fprintf(stderr, "loomguard: %s gets %d matchConditions, one per workload kind: as one they would be longer than the API server's CEL parses\n", hook.name, n)
 			}
 		}
 	case "json":

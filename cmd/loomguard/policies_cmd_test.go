@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -31,6 +32,8 @@ func TestPoliciesMatchConditions(t *testing.T) {
 			why: "validate.loomguard.io gets no matchConditions (the API server sends it every object): policy pod-security has a setting its conditions cannot express"},
 		{name: "three writable paths", config: "policies:\n  writable-paths: {paths: [/tmp, /a, /b]}\n", counts: [2]int{1, 0},
 			why: "over the 900000 allowed (most: writable-paths "},
+		{name: "long list of label values", config: "policies:\n  required-labels: {labels: [app, version, environment, team], allowedValues: {team: [" + teams(160) + "]}}\n",
+			counts: [2]int{1, 7}, why: "validate.loomguard.io gets 7 matchConditions, one per workload kind"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			args := []string{"policies", "-o", "match-conditions"}
@@ -78,4 +81,13 @@ func TestPoliciesMatchConditions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// teams lists n label values, team-000 and on.
+func teams(n int) string {
+	vs := make([]string, n)
+	for i := range vs {
+		vs[i] = fmt.Sprintf("team-%03d", i)
+	}
+	return strings.Join(vs, ", ")
 }
