@@ -140,7 +140,7 @@ func matchConditions(cfg *Config, fixesOnly bool) ([]MatchCondition, string) {
 	// server evaluates each condition of a webhook on every request, and one per kind would
 	// cost it a condition's setup and a kind test per other kind (BenchmarkMatchConditions).
 	branches := make([]string, 0, len(workloadKinds))
-	perKind := make([]MatchCondition, 0, len(workloadKinds))
+	cleared := make([]string, 0, len(workloadKinds)) // each kind's object test
 	for i := range workloadKinds {
 		k := &workloadKinds[i]
 		t := newCELTemplate(k)
@@ -165,23 +165,26 @@ func matchConditions(cfg *Config, fixesOnly bool) ([]MatchCondition, string) {
 			return nil, "the conditions could cost the API server's CEL " + strconv.FormatUint(cost, 10) + " on an object at the limits, over the " +
 				strconv.Itoa(celCostLimit) + " allowed (most: " + strings.Join(top, ", ") + ")"
 		}
-		cleared := t.specPresent + " && " + t.expression(c)
-		branches = append(branches, t.kindTest()+" ? ("+cleared+")")
-		perKind = append(perKind, MatchCondition{
-			Name:       "not-cleared-" + strings.ToLower(k.Kind),
-			Expression: "!(" + t.kindTest() + " && " + request(unsent) + " && " + cleared + ")",
-		})
+		cleared = append(cleared, t.specPresent+" && "+t.expression(c))
+		branches = append(branches, t.kindTest()+" ? ("+cleared[i]+")")
 	}
 	expr := "!(" + request(unsent) + " && (" + strings.Join(branches, " : ") + " : false))"
 	if utf8.RuneCountInString(expr) <= celMaxExpressionCodePoints {
 		return []MatchCondition{{Name: "not-cleared", Expression: expr}}, ""
 	}
 	// Too long for the API server's parser: one condition per kind, as many as it takes.
-	for _, mc := range perKind {
+	perKind := make([]MatchCondition, len(workloadKinds))
+	for i := range workloadKinds {
+		t := newCELTemplate(&workloadKinds[i])
+		mc := MatchCondition{
+			Name:       "not-cleared-" + strings.ToLower(t.kind.Kind),
+			Expression: "!(" + t.kindTest() + " && " + request(unsent) + " && " + cleared[i] + ")",
+		}
 		if n := utf8.RuneCountInString(mc.Expression); n > celMaxExpressionCodePoints {
 			return nil, "condition " + mc.Name + " is " + strconv.Itoa(n) + " code points long, over the " +
 				strconv.Itoa(celMaxExpressionCodePoints) + " the API server's CEL parses"
 		}
+		perKind[i] = mc
 	}
 	return perKind, ""
 }

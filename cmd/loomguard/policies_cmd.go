@@ -49,17 +49,7 @@ would be too long for the API server) or none, and why.`,
 	var err error
 	switch output.value {
 	case "match-conditions":
-		err = writeMatchConditions(stdout, engine.Config())
-		for _, hook := range []struct {
-			name     string
-			mutating bool
-		}{{webhook.MutatingWebhookName, true}, {webhook.ValidatingWebhookName, false}} {
-			if why := policies.WhyNoMatchConditions(engine.Config(), hook.mutating); why != "" {
-				fmt.Fprintf(stderr, "loomguard: %s gets no matchConditions (the API server sends it every object): %s\n", hook.name, why)
-			} else if n := len(webhook.WantMatchConditions(hook.name, engine.Config())); n > 1 {
-				fmt.Fprintf(stderr, "loomguard: %s gets %d matchConditions, one per workload kind: as one they would be longer than the API server's CEL parses\n", hook.name, n)
-			}
-		}
+		err = writeMatchConditions(stdout, stderr, engine.Config())
 	case "json":
 		err = writePoliciesJSON(stdout, list)
 	case "markdown":
@@ -266,8 +256,9 @@ func markdownCell(s string) string {
 }
 
 // writeMatchConditions writes, as YAML, the webhooks of loomguard's configurations with the
-// matchConditions serve keeps on them under cfg (webhook.WantMatchConditions).
-func writeMatchConditions(w io.Writer, cfg *policies.Config) error {
+// matchConditions serve keeps on them under cfg (webhook.WantMatchConditions), and says on
+// stderr which webhook gets none (and why) or one per workload kind.
+func writeMatchConditions(w, stderr io.Writer, cfg *policies.Config) error {
 	type hook struct {
 		Name            string                                   `json:"name"`
 		MatchConditions []admissionregistrationv1.MatchCondition `json:"matchConditions"`
@@ -275,8 +266,13 @@ func writeMatchConditions(w io.Writer, cfg *policies.Config) error {
 	var hooks []hook
 	for _, name := range []string{webhook.MutatingWebhookName, webhook.ValidatingWebhookName} {
 		conds := webhook.WantMatchConditions(name, cfg)
-		if conds == nil {
+		switch {
+		case len(conds) == 0:
 			conds = []admissionregistrationv1.MatchCondition{}
+			why := policies.WhyNoMatchConditions(cfg, name == webhook.MutatingWebhookName)
+			fmt.Fprintf(stderr, "loomguard: %s gets no matchConditions (the API server sends it every object): %s\n", name, why)
+		case len(conds) > 1:
+			fmt.Fprintf(stderr, "loomguard: %s gets %d matchConditions, one per workload kind: as one they would be longer than the API server's CEL parses\n", name, len(conds))
 		}
 		hooks = append(hooks, hook{Name: name, MatchConditions: conds})
 	}

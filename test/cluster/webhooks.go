@@ -21,6 +21,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 )
 
@@ -285,21 +286,13 @@ func (c *Cluster) waitMatchConditions(ctx context.Context) error {
 		mutatingWebhook:   lgwebhook.WantMatchConditions(lgwebhook.MutatingWebhookName, cfg),
 		validatingWebhook: lgwebhook.WantMatchConditions(lgwebhook.ValidatingWebhookName, cfg),
 	}
-	ar := c.clientset.AdmissionregistrationV1()
 	return c.poll(ctx, webhookTimeout, "loomguard to set its webhooks' matchConditions", []*process{c.apiserver, c.loomguardProcess()}, func(ctx context.Context) error {
-		m, err := ar.MutatingWebhookConfigurations().Get(ctx, "loomguard", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		v, err := ar.ValidatingWebhookConfigurations().Get(ctx, "loomguard", metav1.GetOptions{})
+		m, v, err := LiveWebhooks(ctx, c.clientset, "loomguard", "loomguard")
 		if err != nil {
 			return err
 		}
 		got := map[string][]admissionregistrationv1.MatchCondition{}
-		for _, w := range m.Webhooks {
-			got[w.Name] = w.MatchConditions
-		}
-		for _, w := range v.Webhooks {
+		for _, w := range append(m, v...) {
 			got[w.Name] = w.MatchConditions
 		}
 		for name, conds := range want {
@@ -309,4 +302,32 @@ func (c *Cluster) waitMatchConditions(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// LiveWebhook is a webhook of a live webhook configuration: what the tests compare of it.
+type LiveWebhook struct {
+	Name            string
+	CABundle        []byte
+	MatchConditions []admissionregistrationv1.MatchCondition
+}
+
+// LiveWebhooks returns the webhooks of the MutatingWebhookConfiguration mutating and of the
+// ValidatingWebhookConfiguration validating, as the API server holds them now.
+func LiveWebhooks(ctx context.Context, cs kubernetes.Interface, mutating, validating string) (m, v []LiveWebhook, err error) {
+	ar := cs.AdmissionregistrationV1()
+	mc, err := ar.MutatingWebhookConfigurations().Get(ctx, mutating, metav1.GetOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	vc, err := ar.ValidatingWebhookConfigurations().Get(ctx, validating, metav1.GetOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, w := range mc.Webhooks {
+		m = append(m, LiveWebhook{Name: w.Name, CABundle: w.ClientConfig.CABundle, MatchConditions: w.MatchConditions})
+	}
+	for _, w := range vc.Webhooks {
+		v = append(v, LiveWebhook{Name: w.Name, CABundle: w.ClientConfig.CABundle, MatchConditions: w.MatchConditions})
+	}
+	return m, v, nil
 }

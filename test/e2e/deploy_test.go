@@ -161,21 +161,17 @@ func TestDeploySelfManaged(t *testing.T) {
 		if len(ca) == 0 || len(secret.Data["tls.crt"]) == 0 {
 			return errors.New("the Secret holds no certificate yet")
 		}
-		m, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, mutatingName, metav1.GetOptions{})
+		m, v, err := cluster.LiveWebhooks(ctx, cs, mutatingName, validatingName)
 		if err != nil {
 			return err
 		}
-		v, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, validatingName, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		for _, w := range m.Webhooks {
-			if !bytes.Equal(w.ClientConfig.CABundle, ca) {
+		for _, w := range m {
+			if !bytes.Equal(w.CABundle, ca) {
 				return fmt.Errorf("mutating webhook %s: caBundle not injected", w.Name)
 			}
 		}
-		for _, w := range v.Webhooks {
-			if !bytes.Equal(w.ClientConfig.CABundle, ca) {
+		for _, w := range v {
+			if !bytes.Equal(w.CABundle, ca) {
 				return fmt.Errorf("validating webhook %s: caBundle not injected", w.Name)
 			}
 		}
@@ -186,22 +182,18 @@ func TestDeploySelfManaged(t *testing.T) {
 	// keeps the other's field (the caBundle was checked above, after both started).
 	wantConditions := generatedConditions(t, "")
 	eventually(t, "the generated matchConditions in both webhook configurations", func(ctx context.Context) error {
-		m, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, mutatingName, metav1.GetOptions{})
+		m, v, err := cluster.LiveWebhooks(ctx, cs, mutatingName, validatingName)
 		if err != nil {
 			return err
 		}
-		v, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, validatingName, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		for _, w := range m.Webhooks {
-			if !slices.Equal(w.MatchConditions, wantConditions.mutating) || !bytes.Equal(w.ClientConfig.CABundle, bundle) {
-				return fmt.Errorf("mutating webhook %s: matchConditions %v (want %v), caBundle kept %v", w.Name, w.MatchConditions, wantConditions.mutating, bytes.Equal(w.ClientConfig.CABundle, bundle))
+		for _, w := range m {
+			if !slices.Equal(w.MatchConditions, wantConditions.mutating) || !bytes.Equal(w.CABundle, bundle) {
+				return fmt.Errorf("mutating webhook %s: matchConditions %v (want %v), caBundle kept %v", w.Name, w.MatchConditions, wantConditions.mutating, bytes.Equal(w.CABundle, bundle))
 			}
 		}
-		for _, w := range v.Webhooks {
-			if !slices.Equal(w.MatchConditions, wantConditions.validating) || !bytes.Equal(w.ClientConfig.CABundle, bundle) {
-				return fmt.Errorf("validating webhook %s: matchConditions %v (want %v), caBundle kept %v", w.Name, w.MatchConditions, wantConditions.validating, bytes.Equal(w.ClientConfig.CABundle, bundle))
+		for _, w := range v {
+			if !slices.Equal(w.MatchConditions, wantConditions.validating) || !bytes.Equal(w.CABundle, bundle) {
+				return fmt.Errorf("validating webhook %s: matchConditions %v (want %v), caBundle kept %v", w.Name, w.MatchConditions, wantConditions.validating, bytes.Equal(w.CABundle, bundle))
 			}
 		}
 		return nil

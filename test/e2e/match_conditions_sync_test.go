@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/loomguard/loomguard/policies"
+	"github.com/loomguard/loomguard/test/cluster"
 	"github.com/loomguard/loomguard/webhook"
 )
 
@@ -41,28 +42,23 @@ func generatedConditions(t *testing.T, content string) webhookConditions {
 // liveConditions are the matchConditions of loomguard's two webhooks in the live
 // configurations.
 func (s *scenario) liveConditions(ctx context.Context) (mutating, validating []admissionregistrationv1.MatchCondition, err error) {
-	ar := s.cs.AdmissionregistrationV1()
-	m, err := ar.MutatingWebhookConfigurations().Get(ctx, webhookConfigurationName, metav1.GetOptions{})
-	if err != nil {
-		return nil, nil, err
-	}
-	v, err := ar.ValidatingWebhookConfigurations().Get(ctx, webhookConfigurationName, metav1.GetOptions{})
+	m, v, err := cluster.LiveWebhooks(ctx, s.cs, webhookConfigurationName, webhookConfigurationName)
 	if err != nil {
 		return nil, nil, err
 	}
 	found := 0
-	for _, w := range m.Webhooks {
+	for _, w := range m {
 		if w.Name == webhook.MutatingWebhookName {
 			mutating, found = w.MatchConditions, found+1
 		}
 	}
-	for _, w := range v.Webhooks {
+	for _, w := range v {
 		if w.Name == webhook.ValidatingWebhookName {
 			validating, found = w.MatchConditions, found+1
 		}
 	}
 	if found != 2 {
-		return nil, nil, fmt.Errorf("the live configurations lack loomguard's webhooks: %+v %+v", m.Webhooks, v.Webhooks)
+		return nil, nil, fmt.Errorf("the live configurations lack loomguard's webhooks: %+v %+v", m, v)
 	}
 	return mutating, validating, nil
 }
