@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # loomguard: a static binary on a distroless base, run as a numeric non-root user, fit for
 # readOnlyRootFilesystem (it writes nothing but to the mounted cert and config directories).
+# The image holds the full build of cmd/loomguard (no loomguard_cli tag): serve is in it.
 
 FROM golang:1.26.8-bookworm AS build
 WORKDIR /src

@@ -68,18 +68,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch name {
 	case "check":
 		return checkCommand(ctx, rest, stdin, stdout, stderr)
-	case "audit":
-		return auditCommand(ctx, rest, stdout, stderr, connectCluster)
 	case "fix":
 		return fixCommand(ctx, rest, stdin, stdout, stderr)
-	case "policies":
-		return policiesCommand(rest, stdout, stderr)
-	case "migrate":
-		return migrateCommand(ctx, rest, stdin, stdout, stderr, connectGatekeeper)
 	case "version":
 		return versionCommand(rest, stdout, stderr)
-	case "serve":
-		return serveCommand(ctx, rest, stdout, stderr)
+	case "audit", "migrate", "policies", "serve":
+		return fullCommand(ctx, name, rest, stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		if len(rest) == 0 || name != "help" {
 			fmt.Fprint(stdout, usage)

@@ -73,14 +73,20 @@ func lineDiff(want, got string) string {
 
 // TestGolden drives every command and output format through run and compares stdout
 // and stderr with the golden files: <name>.<ext> for stdout, <name>.stderr for stderr.
-func TestGolden(t *testing.T) {
-	tests := []struct {
-		name  string
-		ext   string // of the stdout golden file
-		stdin string
-		args  []string
-		code  int
-	}{
+// goldenCase is a command line whose stdout and stderr are golden files under
+// testdata/golden: name.ext and name.ext.stderr.
+type goldenCase struct {
+	name  string
+	ext   string // of the stdout golden file
+	stdin string
+	args  []string
+	code  int
+}
+
+// goldenCases are TestGolden's command lines; TestCLIBuild runs them through the built
+// binaries too.
+func goldenCases() []goldenCase {
+	return []goldenCase{
 		// check: every output format on a mixed file (denied, warned, allowed, skipped).
 		{name: "check-mixed", ext: "txt", args: []string{"check", "-f", "testdata/input/mixed.yaml"}, code: 1},
 		{name: "check-mixed-verbose", ext: "txt", args: []string{"check", "-v", "-f", "testdata/input/mixed.yaml"}, code: 1},
@@ -148,8 +154,11 @@ func TestGolden(t *testing.T) {
 		{name: "policies-config-warn", ext: "txt", args: []string{"policies", "--config", "testdata/config/warn.yaml"}, code: 0},
 		{name: "policies-config-broken", ext: "txt", args: []string{"policies", "--config", "testdata/config/broken.yaml"}, code: 2},
 	}
+}
+
+func TestGolden(t *testing.T) {
 	seen := map[string]bool{}
-	for _, tt := range tests {
+	for _, tt := range goldenCases() {
 		file := tt.name + "." + tt.ext
 		t.Run(file, func(t *testing.T) {
 			res := runCLI(t, tt.stdin, tt.args...)

@@ -1,3 +1,5 @@
+//go:build !loomguard_cli
+
 package main
 
 import (

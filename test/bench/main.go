@@ -11,7 +11,7 @@
 //
 // Or let it start the binary itself, with a throwaway certificate, on free loopback ports:
 //
-//	go build -o bin/loomguard ./cmd/loomguard && go run ./test/bench -spawn bin/loomguard -n 20000 -c 50
+//	make build && go run ./test/bench -spawn bin/loomguard -n 20000 -c 50
 //
 // It only ever talks to loopback addresses, sends at most -n reviews and stops after
 // -duration-cap whatever happens.

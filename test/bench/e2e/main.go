@@ -37,7 +37,7 @@
 // kube-apiserver-cpu-<workload>-<setup>-<round>.pprof, loomguard's in its setups to
 // cpu-<workload>-<setup>-<round>.pprof:
 //
-//	go tool pprof -top bin/loomguard /tmp/prof/cpu-pods-loomguard-1.pprof
+//	go tool pprof -top bin/loomguard-full /tmp/prof/cpu-pods-loomguard-1.pprof
 //	go tool pprof -top bin/kube-apiserver /tmp/prof/kube-apiserver-cpu-pods-loomguard-1.pprof
 //
 // The CPU per Pod is taken when the run ends, not the profile; the profiling itself costs

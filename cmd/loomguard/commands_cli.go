@@ -1,0 +1,85 @@
+//go:build loomguard_cli
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"syscall"
+)
+
+// fullBinary is the file name of the full build, which the CLI build runs for audit,
+// migrate, policies and serve; it is looked up beside the CLI build's own executable.
+const fullBinary = "loomguard-full"
+
+// fullCommand runs a command that only the full build has (commands_full.go): audit,
+// migrate, policies and serve. The CLI build (go build -tags loomguard_cli) links only
+// what check, fix and version need: the engine, the decoders and the reports, about a
+// sixth of the full build's size, which is what an offline `loomguard check` pays for in
+// start-up time and memory. Everything else it hands to the full build beside it, with
+// the same arguments, streams and environment: on Unix by replacing this process
+// (execve(2), so signals, the exit code and the process ID are the full build's own),
+// elsewhere as a child process. Without a full build beside it, it says where it looked
+// and exits 2.
+func fullCommand(ctx context.Context, name string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	path, err := fullBinaryPath()
+	if err != nil {
+		fmt.Fprintf(stderr, "loomguard: %s is not in this build (the CLI build has check, fix and version): %v\n"+
+			"Install %s beside loomguard (make build writes both), or run the full build.\n", name, err, fullBinary)
+		return exitError
+	}
+	argv := append([]string{path, name}, args...)
+	if runtime.GOOS != "windows" {
+		err := syscall.Exec(path, argv, os.Environ()) // returns only on failure
+		fmt.Fprintf(stderr, "loomguard: running %s: %v\n", path, err)
+		return exitError
+	}
+	cmd := exec.CommandContext(ctx, path, argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "loomguard: running %s: %v\n", path, err)
+		return exitError
+	}
+	return exitOK
+}
+
+// fullBinaryPath returns the full build's path: fullBinary in the directory of this
+// executable, symbolic links resolved. Errors: the executable cannot be located, or the
+// full build is missing there or is not a regular file.
+func fullBinaryPath() (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("locating this executable: %w", err)
+	}
+	if resolved, err := filepath.EvalSymlinks(self); err == nil {
+		self = resolved
+	}
+	name := fullBinary
+	if runtime.GOOS == "windows" {
+		name += ".exe"
+	}
+	path := filepath.Join(filepath.Dir(self), name)
+	info, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("%s: no such file", path)
+		}
+		return "", err
+	}
+	if !info.Mode().IsRegular() {
+		return "", fmt.Errorf("%s: not a regular file", path)
+	}
+	return path, nil
+}

@@ -1,0 +1,25 @@
+//go:build !loomguard_cli
+
+package main
+
+import (
+	"context"
+	"io"
+)
+
+// fullCommand runs audit, migrate, policies and serve: the commands that link the
+// webhook server and the cluster clients (controller-runtime, client-go, the API
+// server's authentication filters). The CLI build (commands_cli.go) leaves them out
+// and runs this, the full build, for them.
+func fullCommand(ctx context.Context, name string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	switch name {
+	case "audit":
+		return auditCommand(ctx, args, stdout, stderr, connectCluster)
+	case "migrate":
+		return migrateCommand(ctx, args, stdin, stdout, stderr, connectGatekeeper)
+	case "policies":
+		return policiesCommand(args, stdout, stderr)
+	default: // "serve"; run lists the names
+		return serveCommand(ctx, args, stdout, stderr)
+	}
+}
