@@ -4,6 +4,11 @@
 //
 // main only builds the context and calls run, which takes its arguments and streams
 // explicitly so that tests drive the whole CLI in memory.
+//
+// The package has two builds. The full build has every command. The CLI build
+// (go build -tags loomguard_cli) has check, fix and version, links none of the server's
+// dependencies, and runs the full build, installed beside it as loomguard-full, for the
+// other commands (commands_cli.go).
 package main
 
 //go:generate sh -c "go run . policies -o markdown > ../../docs/policies.md"
