@@ -16,8 +16,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/admission/plugin/cel"
 	"k8s.io/apiserver/pkg/admission/plugin/webhook"
@@ -34,6 +36,12 @@ import (
 // them with the API server's CEL environment (k8s.io/apiserver, the version kube-apiserver
 // v1.37 is built from) and its matcher evaluates them on the request's attributes. The e2e
 // test TestMatchConditionsSoundOnAPIServer checks the same on the real API server.
+//
+// calls judges every object in both forms an API server hands CEL: typed, read by
+// reflection (kube-apiserver 1.37 and later: k8s.io/apiserver's SchemalessTypedToVal), and
+// converted to unstructured (1.30 to 1.36: runtime.DefaultUnstructuredConverter, in
+// k8s.io/apiserver v0.36's objectToResolveVal), and fails the test where they differ, so the
+// soundness proved on the one holds on the other.
 type celJudge struct {
 	matcher matchconditions.Matcher
 }
@@ -54,19 +62,31 @@ func newCELJudge(t testing.TB, conds []MatchCondition) *celJudge {
 // deny the request.
 func (j *celJudge) calls(t testing.TB, obj runtime.Object, gvk schema.GroupVersionKind, namespace string, op admission.Operation, subresource string) bool {
 	t.Helper()
+	name := ""
+	if m, err := meta.Accessor(obj); err == nil {
+		name = m.GetName()
+	}
 	calls, err := j.match(t, obj, gvk, namespace, op, subresource)
 	if err != nil {
-		name := ""
-		if m, err := meta.Accessor(obj); err == nil {
-			name = m.GetName()
-		}
 		t.Fatalf("matchConditions fail on %s %s/%s: %v", gvk.Kind, namespace, name, err)
+	}
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		t.Fatalf("%s %s/%s to unstructured: %v", gvk.Kind, namespace, name, err)
+	}
+	ucalls, err := j.match(t, &unstructured.Unstructured{Object: u}, gvk, namespace, op, subresource)
+	if err != nil {
+		t.Fatalf("matchConditions fail on %s %s/%s as unstructured (kube-apiserver 1.30-1.36): %v", gvk.Kind, namespace, name, err)
+	}
+	if calls != ucalls {
+		t.Fatalf("matchConditions on %s %s/%s: the webhook is called %v on the typed object (kube-apiserver 1.37+) but %v on the unstructured one (1.30-1.36)", gvk.Kind, namespace, name, calls, ucalls)
 	}
 	return calls
 }
 
-// match is calls without failing the test: whether the API server would call the webhook,
-// and the error its conditions fail with (a condition its CEL cannot compile is one).
+// match is calls without failing the test, on one form of the object (typed, or
+// *unstructured.Unstructured): whether the API server would call the webhook, and the error
+// its conditions fail with (a condition its CEL cannot compile is one).
 func (j *celJudge) match(t testing.TB, obj runtime.Object, gvk schema.GroupVersionKind, namespace string, op admission.Operation, subresource string) (bool, error) {
 	t.Helper()
 	gvr, _ := meta.UnsafeGuessKindToResource(gvk)
@@ -832,8 +852,10 @@ func BenchmarkMatchConditions(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			for range b.N {
-				j.calls(b, obj, gvk, "team-a", admission.Create, "")
+			for range b.N { // the typed form only, as kube-apiserver 1.37 evaluates it
+				if _, err := j.match(b, obj, gvk, "team-a", admission.Create, ""); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}
@@ -1023,5 +1045,33 @@ func TestMatchConditionsCostModel(t *testing.T) {
 	}
 	if MatchConditions(configs["weak-values-50"]) != nil || MatchConditions(configs["secret-names-80"]) != nil {
 		t.Error("configs whose regular expressions could exhaust the API server's CEL budget get conditions")
+	}
+}
+
+// TestMatchConditionsCompileOnKubernetes130 compiles every test config's conditions as a
+// kube-apiserver 1.30 validates a new webhook configuration's matchConditions: in the
+// NewExpressions environment of its compatibility version, 1.29 (k8s.io/apiserver's
+// DefaultCompatibilityVersion is the minor before the server's; the base environment's
+// libraries carry the version that introduced them, and the optional types and the quantity
+// library the conditions use came with 1.28). A condition that needs a newer library would
+// be refused there, and loomguard's syncer would leave that webhook without conditions.
+func TestMatchConditionsCompileOnKubernetes130(t *testing.T) {
+	compiler := cel.NewCompiler(environment.MustBaseEnvSet(version.MajorMinor(1, 29)))
+	configs := testConfigs(t)
+	for _, name := range sortedKeys(configs) {
+		cfg := configs[name]
+		for webhook, conds := range map[string][]MatchCondition{"validating": MatchConditions(cfg), "mutating": MutatingMatchConditions(cfg)} {
+			for _, c := range conds {
+				r := compiler.CompileCELExpression(&matchconditions.MatchCondition{Name: c.Name, Expression: c.Expression},
+					cel.OptionalVariableDeclarations{HasAuthorizer: true}, environment.NewExpressions)
+				if r.Error != nil {
+					msg := r.Error.Error()
+					if len(msg) > 500 {
+						msg = msg[:500] + "..."
+					}
+					t.Errorf("%s, %s webhook, condition %s: refused by the 1.29 environment: %s", name, webhook, c.Name, msg)
+				}
+			}
+		}
 	}
 }
