@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"debug/buildinfo"
 	"errors"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCLIBuild builds the two binaries as `make build` does, the CLI build
@@ -82,24 +84,49 @@ func TestCLIBuild(t *testing.T) {
 		}
 	})
 
-	t.Run("without the full build", func(t *testing.T) {
-		alone := filepath.Join(t.TempDir(), "loomguard")
-		data, err := os.ReadFile(cli)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(alone, data, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for _, cmd := range []string{"audit", "migrate", "policies", "serve"} {
-			res := runBinary(t, alone, "", cmd, "--help")
-			missing := filepath.Join(filepath.Dir(alone), fullBinaryName)
-			if res.code != exitError || res.stdout != "" || !strings.Contains(res.stderr, cmd+" is not in this build") || !strings.Contains(res.stderr, missing+": no such file") {
-				t.Errorf("%s without the full build: exit %d, stdout %q, stderr %q; want exit 2 naming %s", cmd, res.code, res.stdout, res.stderr, missing)
-			}
-		}
-		if res := runBinary(t, alone, "", "version"); res.code != exitOK {
-			t.Errorf("version without the full build: exit %d, stderr %q", res.code, res.stderr)
+	// Each broken install: the CLI build alone in a directory, beside what is there as
+	// loomguard-full. A delegated command names the file and what is wrong with it, and
+	// exits 2 (bounded: a CLI build running itself would never stop).
+	t.Run("without a usable full build", func(t *testing.T) {
+		for _, tt := range []struct {
+			name  string
+			setup func(t *testing.T, dir string) // dir holds the CLI build as loomguard
+			want  string                         // after "<dir>/loomguard-full: "
+		}{
+			{"missing", func(*testing.T, string) {}, "no such file"},
+			{"a directory", func(t *testing.T, dir string) {
+				mustDo(t, os.Mkdir(filepath.Join(dir, fullBinaryName), 0o755))
+			}, "not a regular file"},
+			{"not executable", func(t *testing.T, dir string) {
+				copyFile(t, full, filepath.Join(dir, fullBinaryName), 0o644)
+			}, "not executable"},
+			{"a symlink loop", func(t *testing.T, dir string) {
+				mustDo(t, os.Symlink(fullBinaryName, filepath.Join(dir, fullBinaryName)))
+			}, "too many levels of symbolic links"},
+			{"a copy of the CLI build", func(t *testing.T, dir string) {
+				copyFile(t, cli, filepath.Join(dir, fullBinaryName), 0o755)
+			}, "a CLI build (-tags loomguard_cli), not the full build"},
+			{"a symlink to the CLI build", func(t *testing.T, dir string) {
+				mustDo(t, os.Symlink("loomguard", filepath.Join(dir, fullBinaryName)))
+			}, "a CLI build (-tags loomguard_cli), not the full build"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				dir := t.TempDir()
+				alone := filepath.Join(dir, "loomguard")
+				copyFile(t, cli, alone, 0o755)
+				tt.setup(t, dir)
+				missing := filepath.Join(dir, fullBinaryName)
+				for _, cmd := range []string{"audit", "migrate", "policies", "serve"} {
+					res := runBinaryFor(t, 10*time.Second, alone, "", cmd, "--help")
+					if res.code != exitError || res.stdout != "" || !strings.Contains(res.stderr, cmd+" is not in this build") ||
+						!strings.Contains(res.stderr, missing) || !strings.Contains(res.stderr, tt.want) {
+						t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 2 naming %s: %s", cmd, res.code, res.stdout, res.stderr, missing, tt.want)
+					}
+				}
+				if res := runBinary(t, alone, "", "version"); res.code != exitOK {
+					t.Errorf("version: exit %d, stderr %q", res.code, res.stderr)
+				}
+			})
 		}
 	})
 }
@@ -112,19 +139,49 @@ const fullBinaryName = "loomguard-full"
 // paths are relative to it) with stdin, and returns its exit code and output.
 func runBinary(t *testing.T, bin, stdin string, args ...string) cliResult {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	return runBinaryFor(t, 0, bin, stdin, args...)
+}
+
+// runBinaryFor is runBinary killing the binary after timeout (0: none); a killed
+// binary fails the test.
+func runBinaryFor(t *testing.T, timeout time.Duration, bin, stdin string, args ...string) cliResult {
+	t.Helper()
+	ctx := context.Background()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	var exit *exec.ExitError
 	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("%s %s: still running after %s, killed", bin, strings.Join(args, " "), timeout)
 	case errors.As(err, &exit):
 		return cliResult{code: exit.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
 	case err != nil:
 		t.Fatalf("running %s: %v", bin, err)
 	}
 	return cliResult{code: 0, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// copyFile copies the file from to the file to, with mode perm.
+func copyFile(t *testing.T, from, to string, perm os.FileMode) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	mustDo(t, err)
+	mustDo(t, os.WriteFile(to, data, perm))
+}
+
+func mustDo(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func hasModule(info *buildinfo.BuildInfo, path string) bool {

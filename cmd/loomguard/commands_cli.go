@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"debug/buildinfo"
 	"errors"
 	"fmt"
 	"io"
@@ -12,12 +13,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 )
 
 // fullBinary is the file name of the full build, which the CLI build runs for audit,
 // migrate, policies and serve; it is looked up beside the CLI build's own executable.
 const fullBinary = "loomguard-full"
+
+// cliBuildTag is the build tag of the CLI build.
+const cliBuildTag = "loomguard_cli"
 
 // fullCommand runs a command that only the full build has (commands_full.go): audit,
 // migrate, policies and serve. The CLI build (go build -tags loomguard_cli) links only
@@ -26,8 +31,8 @@ const fullBinary = "loomguard-full"
 // start-up time and memory. Everything else it hands to the full build beside it, with
 // the same arguments, streams and environment: on Unix by replacing this process
 // (execve(2), so signals, the exit code and the process ID are the full build's own),
-// elsewhere as a child process. Without a full build beside it, it says where it looked
-// and exits 2.
+// elsewhere as a child process. Without a usable full build beside it (see
+// fullBinaryPath), it says where it looked and exits 2.
 func fullCommand(ctx context.Context, name string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	path, err := fullBinaryPath()
 	if err != nil {
@@ -57,7 +62,8 @@ func fullCommand(ctx context.Context, name string, args []string, stdin io.Reade
 
 // fullBinaryPath returns the full build's path: fullBinary in the directory of this
 // executable, symbolic links resolved. Errors: the executable cannot be located, or the
-// full build is missing there or is not a regular file.
+// full build there is missing, is not a regular file, is not executable (Unix), or is a
+// CLI build itself (a copy of, or link to, this binary), which would run itself for ever.
 func fullBinaryPath() (string, error) {
 	self, err := os.Executable()
 	if err != nil {
@@ -81,5 +87,32 @@ func fullBinaryPath() (string, error) {
 	if !info.Mode().IsRegular() {
 		return "", fmt.Errorf("%s: not a regular file", path)
 	}
+	if runtime.GOOS != "windows" && info.Mode().Perm()&0o111 == 0 {
+		return "", fmt.Errorf("%s: not executable", path)
+	}
+	if isCLIBuild(path) {
+		return "", fmt.Errorf("%s: a CLI build (-tags %s), not the full build", path, cliBuildTag)
+	}
 	return path, nil
+}
+
+// isCLIBuild reports whether the Go executable at path was built with the CLI build's
+// tag, from the build settings the Go toolchain records in every executable (as
+// `go version -m` prints them). A file without them (not a Go executable, a script) is
+// not a CLI build.
+func isCLIBuild(path string) bool {
+	info, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for _, s := range info.Settings {
+		if s.Key == "-tags" {
+			for _, tag := range strings.Split(s.Value, ",") {
+				if tag == cliBuildTag {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
