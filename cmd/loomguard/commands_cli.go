@@ -33,7 +33,7 @@ const cliBuildTag = "loomguard_cli"
 // (execve(2), so signals, the exit code and the process ID are the full build's own),
 // elsewhere as a child process. Without a usable full build beside it (see
 // fullBinaryPath), it says where it looked and exits 2.
-func fullCommand(ctx context.Context, name string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func fullCommand(_ context.Context, name string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	path, err := fullBinaryPath()
 	if err != nil {
 		fmt.Fprintf(stderr, "loomguard: %s is not in this build (the CLI build has check, fix and version): %v\n"+
@@ -46,7 +46,10 @@ func fullCommand(ctx context.Context, name string, args []string, stdin io.Reade
 		fmt.Fprintf(stderr, "loomguard: running %s: %v\n", path, err)
 		return exitError
 	}
-	cmd := exec.CommandContext(ctx, path, argv[1:]...)
+	// Not exec.CommandContext: main's context ends on Ctrl+C, which the console sends to
+	// the child too, and killing the child then would cut off serve's graceful shutdown.
+	// The child decides when to stop; this process waits for it and returns its exit code.
+	cmd := exec.Command(path, argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	err = cmd.Run()
 	var exit *exec.ExitError
