@@ -22,18 +22,7 @@ import (
 // the same version, and the CLI build links none of the server's modules. Without the full
 // build beside it, a delegated command names the file it looked for and exits 2.
 func TestCLIBuild(t *testing.T) {
-	dir := t.TempDir()
-	cli := filepath.Join(dir, "loomguard")
-	full := filepath.Join(dir, fullBinaryName)
-	for _, b := range []struct {
-		out  string
-		tags []string
-	}{{cli, []string{"-tags", "loomguard_cli"}}, {full, nil}} {
-		args := append([]string{"build"}, b.tags...)
-		if out, err := exec.Command("go", append(args, "-o", b.out, ".")...).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", b.out, err, out)
-		}
-	}
+	cli, full := buildBoth(t)
 
 	t.Run("modules", func(t *testing.T) {
 		info, err := buildinfo.ReadFile(cli)
@@ -129,6 +118,24 @@ func TestCLIBuild(t *testing.T) {
 			})
 		}
 	})
+}
+
+// buildBoth builds the two binaries into a temporary directory as `make build` does: the
+// CLI build as loomguard, the full build beside it as loomguard-full.
+func buildBoth(t *testing.T) (cli, full string) {
+	t.Helper()
+	dir := t.TempDir()
+	cli, full = filepath.Join(dir, "loomguard"), filepath.Join(dir, fullBinaryName)
+	for _, b := range []struct {
+		out  string
+		tags []string
+	}{{cli, []string{"-tags", "loomguard_cli"}}, {full, nil}} {
+		args := append([]string{"build"}, b.tags...)
+		if out, err := exec.Command("go", append(args, "-o", b.out, ".")...).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", b.out, err, out)
+		}
+	}
+	return cli, full
 }
 
 // fullBinaryName is the full build's file name that the CLI build looks for

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -80,18 +81,32 @@ func (f *inFlight) finish() (*admissionv1.AdmissionResponse, error) {
 	return ar.Response, nil
 }
 
-// TestServeSignals drives the real binary: SIGHUP rereads the config and leaves a review in
+// TestServeSignals drives the real binary, the full build and the CLI build (which
+// execve's the full build beside it): SIGHUP rereads the config and leaves a review in
 // flight to finish; SIGTERM with a review that outlasts --shutdown-timeout cuts it off and
-// exits 1, as the help says.
+// exits 1, as the help says. Its log format comes from LOOMGUARD_LOG_FORMAT, which must
+// reach serve through either build.
 func TestServeSignals(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := buildBinary(t)
+	for _, tt := range []struct {
+		name  string
+		build func(*testing.T) string
+	}{
+		{"full build", buildBinary},
+		{"CLI build", func(t *testing.T) string { cli, _ := buildBoth(t); return cli }},
+	} {
+		t.Run(tt.name, func(t *testing.T) { testServeSignals(t, tt.build(t)) })
+	}
+}
+
+func testServeSignals(t *testing.T, bin string) {
 	noCluster(t)
 	e := newServeEndpoints(t)
 	var stderr syncBuffer
-	cmd := exec.Command(bin, append([]string{"serve"}, e.args("--log-format", "console", "--shutdown-timeout", "1s")...)...)
+	cmd := exec.Command(bin, append([]string{"serve"}, e.args("--shutdown-timeout", "1s")...)...)
+	cmd.Env = append(os.Environ(), "LOOMGUARD_LOG_FORMAT=console")
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -157,6 +172,9 @@ func TestServeSignals(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop on SIGTERM")
+	}
+	if strings.HasPrefix(stderr.String(), "{") {
+		t.Errorf("the log is JSON, not LOOMGUARD_LOG_FORMAT=console:\n%s", stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "cut off") {
 		t.Errorf("the log does not say reviews were cut off:\n%s", stderr.String())
