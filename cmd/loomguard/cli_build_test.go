@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"debug/buildinfo"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -46,10 +47,27 @@ func TestCLIBuild(t *testing.T) {
 		}
 	})
 
+	// Both report the same version, each names its build, and the CLI build names the
+	// full build it runs.
 	t.Run("version", func(t *testing.T) {
-		a, b := runBinary(t, cli, "", "version", "-o", "json"), runBinary(t, full, "", "version", "-o", "json")
-		if a.code != exitOK || b.code != exitOK || a.stdout != b.stdout || !strings.Contains(a.stdout, `"version"`) {
-			t.Errorf("versions differ:\nCLI build: %s%sfull build: %s%s", a.stdout, a.stderr, b.stdout, b.stderr)
+		var got [2]buildInfo
+		for i, bin := range []string{cli, full} {
+			res := runBinary(t, bin, "", "version", "-o", "json")
+			if err := json.Unmarshal([]byte(res.stdout), &got[i]); res.code != exitOK || err != nil {
+				t.Fatalf("%s version -o json: exit %d, %v\n%s%s", bin, res.code, err, res.stdout, res.stderr)
+			}
+		}
+		want := got[1]
+		want.Build, want.FullBuild = cliBuild, full
+		if got[0] != want || got[1].Build != fullBuild || got[1].FullBuild != "" {
+			t.Errorf("version -o json:\nCLI build:  %+v\nfull build: %+v", got[0], got[1])
+		}
+		text := runBinary(t, cli, "", "version").stdout
+		if !strings.Contains(text, ", CLI build)\n") || !strings.HasSuffix(text, "\naudit, migrate, policies and serve run "+full+"\n") {
+			t.Errorf("version of the CLI build does not name it and %s:\n%s", full, text)
+		}
+		if text := runBinary(t, full, "", "version").stdout; !strings.HasSuffix(text, ", full build)\n") {
+			t.Errorf("version of the full build does not name it:\n%s", text)
 		}
 	})
 
@@ -112,8 +130,9 @@ func TestCLIBuild(t *testing.T) {
 						t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 2 naming %s: %s", cmd, res.code, res.stdout, res.stderr, missing, tt.want)
 					}
 				}
-				if res := runBinary(t, alone, "", "version"); res.code != exitOK {
-					t.Errorf("version: exit %d, stderr %q", res.code, res.stderr)
+				if res := runBinary(t, alone, "", "version"); res.code != exitOK ||
+					!strings.Contains(res.stdout, "audit, migrate, policies and serve are not available: "+missing) || !strings.Contains(res.stdout, tt.want) {
+					t.Errorf("version: exit %d, stdout %q, stderr %q; want exit 0 naming %s: %s", res.code, res.stdout, res.stderr, missing, tt.want)
 				}
 			})
 		}

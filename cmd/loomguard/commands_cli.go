@@ -24,6 +24,13 @@ const fullBinary = "loomguard-full"
 // cliBuildTag is the build tag of the CLI build.
 const cliBuildTag = "loomguard_cli"
 
+// buildName is the build that `loomguard version` names.
+const buildName = cliBuild
+
+// delegate returns the full build that this build runs for audit, migrate, policies and
+// serve, or why there is no usable one (fullBinaryPath).
+func delegate() (string, error) { return fullBinaryPath() }
+
 // fullCommand runs a command that only the full build has (commands_full.go): audit,
 // migrate, policies and serve. The CLI build (go build -tags loomguard_cli) links only
 // what check, fix and version need: the engine, the decoders and the reports, about a
@@ -82,8 +89,12 @@ func fullBinaryPath() (string, error) {
 	path := filepath.Join(filepath.Dir(self), name)
 	info, err := os.Stat(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		var pathErr *fs.PathError
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			return "", fmt.Errorf("%s: no such file", path)
+		case errors.As(err, &pathErr): // "<path>: <error>", like the others
+			return "", fmt.Errorf("%s: %w", path, pathErr.Err)
 		}
 		return "", err
 	}

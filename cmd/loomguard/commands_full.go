@@ -7,6 +7,13 @@ import (
 	"io"
 )
 
+// buildName is the build that `loomguard version` names.
+const buildName = fullBuild
+
+// delegate returns the binary this build runs for the commands it does not have: none,
+// the full build has every command.
+func delegate() (string, error) { return "", nil }
+
 // fullCommand runs audit, migrate, policies and serve: the commands that link the
 // webhook server and the cluster clients (controller-runtime, client-go, the API
 // server's authentication filters). The CLI build (commands_cli.go) leaves them out

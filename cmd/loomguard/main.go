@@ -52,7 +52,7 @@ Commands:
   migrate   turn OPA Gatekeeper Constraints into a loomguard config (migrate gatekeeper)
   policies  list the policies, their actions and fixes
   serve     run the admission webhook
-  version   print the version
+  version   print the version, and which build this is (full, or CLI)
   help      show the help of a command
 
 Exit codes of check, audit, fix and policies:

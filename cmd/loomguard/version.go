@@ -20,18 +20,30 @@ var (
 	date    = "dev"
 )
 
+// The builds that `loomguard version` names (buildName is this one's).
+const (
+	fullBuild = "full"
+	cliBuild  = "cli"
+)
+
 // buildInfo is what `loomguard version -o json` prints.
 type buildInfo struct {
 	Version   string `json:"version"`
 	Commit    string `json:"commit"`
 	Date      string `json:"date"`
 	GoVersion string `json:"goVersion"`
+	// Build is "full" (every command) or "cli" (check, fix and version; the CLI build runs
+	// the full build for the others).
+	Build string `json:"build"`
+	// FullBuild is the path of the full build that the CLI build runs for audit, migrate,
+	// policies and serve; empty in the full build, or when there is no usable one.
+	FullBuild string `json:"fullBuild,omitempty"`
 }
 
 // currentBuild returns the linker's values, completed from the toolchain's build info
 // where the linker set none.
 func currentBuild() buildInfo {
-	b := buildInfo{Version: version, Commit: commit, Date: date, GoVersion: runtime.Version()}
+	b := buildInfo{Version: version, Commit: commit, Date: date, GoVersion: runtime.Version(), Build: buildName}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return b
@@ -53,9 +65,11 @@ func currentBuild() buildInfo {
 func versionCommand(args []string, stdout, stderr io.Writer) int {
 	output := newChoice("text", "text", "json")
 	f := newFlags(commandHelp{
-		name:        "version",
-		usage:       "version [-o text|json]",
-		description: "Print loomguard's version, commit, build date and Go version.",
+		name:  "version",
+		usage: "version [-o text|json]",
+		description: `Print loomguard's version, commit, build date and Go version, and which build this is:
+the full build (every command), or the CLI build (check, fix and version), with the
+loomguard-full it runs for audit, migrate, policies and serve, or why it cannot.`,
 		exitCodes: `  0  printed
   2  usage error`,
 		examples: `  loomguard version
@@ -66,6 +80,8 @@ func versionCommand(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	b := currentBuild()
+	full, fullErr := delegate()
+	b.FullBuild = full
 	if output.value == "json" {
 		data, err := json.MarshalIndent(b, "", "  ")
 		if err != nil {
@@ -75,6 +91,16 @@ func versionCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s\n", data)
 		return exitOK
 	}
-	fmt.Fprintf(stdout, "loomguard %s (commit %s, built %s, %s)\n", b.Version, b.Commit, b.Date, b.GoVersion)
+	title := "full build"
+	if b.Build == cliBuild {
+		title = "CLI build"
+	}
+	fmt.Fprintf(stdout, "loomguard %s (commit %s, built %s, %s, %s)\n", b.Version, b.Commit, b.Date, b.GoVersion, title)
+	switch {
+	case full != "":
+		fmt.Fprintf(stdout, "audit, migrate, policies and serve run %s\n", full)
+	case fullErr != nil:
+		fmt.Fprintf(stdout, "audit, migrate, policies and serve are not available: %v\n", fullErr)
+	}
 	return exitOK
 }

@@ -13,8 +13,8 @@ func TestVersion(t *testing.T) {
 		args []string
 		want *regexp.Regexp
 	}{
-		{"text", []string{"version"}, regexp.MustCompile(`^loomguard \S+ \(commit \S+, built \S+, ` + regexp.QuoteMeta(runtime.Version()) + `\)\n$`)},
-		{"json", []string{"version", "-o", "json"}, regexp.MustCompile(`(?s)^\{\n  "version": ".+",\n  "commit": ".+",\n  "date": ".+",\n  "goVersion": "` + regexp.QuoteMeta(runtime.Version()) + `"\n\}\n$`)},
+		{"text", []string{"version"}, regexp.MustCompile(`^loomguard \S+ \(commit \S+, built \S+, ` + regexp.QuoteMeta(runtime.Version()) + `, full build\)\n$`)},
+		{"json", []string{"version", "-o", "json"}, regexp.MustCompile(`(?s)^\{\n  "version": ".+",\n  "commit": ".+",\n  "date": ".+",\n  "goVersion": "` + regexp.QuoteMeta(runtime.Version()) + `",\n  "build": "full"\n\}\n$`)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
