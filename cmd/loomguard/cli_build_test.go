@@ -8,6 +8,7 @@ import (
 	"debug/buildinfo"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,6 +136,33 @@ func TestCLIBuild(t *testing.T) {
 					t.Errorf("version: exit %d, stdout %q, stderr %q; want exit 0 naming %s: %s", res.code, res.stdout, res.stderr, missing, tt.want)
 				}
 			})
+		}
+	})
+	// What shows only when the full build runs: one of another version warns (check and
+	// fix would not apply what policies lists), and a wrapper script that runs the CLI
+	// build as the full build is refused instead of running it for ever.
+	t.Run("beside another loomguard-full", func(t *testing.T) {
+		dir := t.TempDir()
+		alone := filepath.Join(dir, "loomguard")
+		copyFile(t, cli, alone, 0o755)
+		other := filepath.Join(dir, fullBinaryName)
+		if out, err := exec.Command("go", "build", "-ldflags", "-X main.version=v0.0.0-other", "-o", other, ".").CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+		var own buildInfo
+		mustDo(t, json.Unmarshal([]byte(runBinary(t, cli, "", "version", "-o", "json").stdout), &own))
+		res := runBinaryFor(t, 10*time.Second, alone, "", "policies")
+		warning := fmt.Sprintf("loomguard: warning: the CLI build is %s and the full build it runs (loomguard-full) is v0.0.0-other (commit %s): install the two from one build\n",
+			buildVersion(own), own.Commit)
+		if res.code != exitOK || res.stderr != warning || !strings.Contains(res.stdout, "pod-security") {
+			t.Errorf("policies beside another version: exit %d, stderr %q, want %q", res.code, res.stderr, warning)
+		}
+
+		script := "#!/bin/sh\nexec \"$(dirname \"$0\")/loomguard\" \"$@\"\n"
+		mustDo(t, os.WriteFile(other, []byte(script), 0o755))
+		res = runBinaryFor(t, 10*time.Second, alone, "", "policies")
+		if res.code != exitError || !strings.Contains(res.stderr, other+": runs a CLI build ("+cliVersionEnv+" set to ") {
+			t.Errorf("policies beside a script running the CLI build: exit %d, stderr %q; want exit 2 naming %s", res.code, res.stderr, other)
 		}
 	})
 }

@@ -36,20 +36,26 @@ func delegate() (string, error) { return fullBinaryPath() }
 // what check, fix and version need: the engine, the decoders and the reports, about a
 // sixth of the full build's size, which is what an offline `loomguard check` pays for in
 // start-up time and memory. Everything else it hands to the full build beside it, with
-// the same arguments, streams and environment: on Unix by replacing this process
-// (execve(2), so signals, the exit code and the process ID are the full build's own),
-// elsewhere as a child process. Without a usable full build beside it (see
-// fullBinaryPath), it says where it looked and exits 2.
+// the same arguments, streams and environment, plus cliVersionEnv, its version, which the
+// full build compares with its own: on Unix by replacing this process (execve(2), so
+// signals, the exit code and the process ID are the full build's own), elsewhere as a
+// child process. Without a usable full build beside it (see fullBinaryPath), it says
+// where it looked and exits 2; run with cliVersionEnv set, it was run by a CLI build as
+// the full build (through a wrapper) and exits 2 instead of running itself for ever.
 func fullCommand(_ context.Context, name string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	path, err := fullBinaryPath()
+	if v, ok := os.LookupEnv(cliVersionEnv); ok && err == nil {
+		err = fmt.Errorf("%s: runs a CLI build (%s set to %q), not the full build", path, cliVersionEnv, v)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "loomguard: %s is not in this build (the CLI build has check, fix and version): %v\n"+
 			"Install %s beside loomguard (make build writes both), or run the full build.\n", name, err, fullBinary)
 		return exitError
 	}
 	argv := append([]string{path, name}, args...)
+	env := append(os.Environ(), cliVersionEnv+"="+buildVersion(currentBuild()))
 	if runtime.GOOS != "windows" {
-		err := syscall.Exec(path, argv, os.Environ()) // returns only on failure
+		err := syscall.Exec(path, argv, env) // returns only on failure
 		fmt.Fprintf(stderr, "loomguard: running %s: %v\n", path, err)
 		return exitError
 	}
@@ -57,7 +63,7 @@ func fullCommand(_ context.Context, name string, args []string, stdin io.Reader,
 	// the child too, and killing the child then would cut off serve's graceful shutdown.
 	// The child decides when to stop; this process waits for it and returns its exit code.
 	cmd := exec.Command(path, argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.Env = stdin, stdout, stderr, env
 	err = cmd.Run()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {

@@ -26,6 +26,15 @@ const (
 	cliBuild  = "cli"
 )
 
+// cliVersionEnv is the environment variable in which the CLI build passes its version
+// (buildVersion) to the full build it runs, which warns when its own differs.
+const cliVersionEnv = "LOOMGUARD_CLI_BUILD_VERSION"
+
+// buildVersion is the version and commit of b, as the two builds compare them.
+func buildVersion(b buildInfo) string {
+	return fmt.Sprintf("%s (commit %s)", b.Version, b.Commit)
+}
+
 // buildInfo is what `loomguard version -o json` prints.
 type buildInfo struct {
 	Version   string `json:"version"`
