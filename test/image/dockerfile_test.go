@@ -96,6 +96,9 @@ func TestDockerfile(t *testing.T) {
 	if !strings.Contains(build, "CGO_ENABLED=0") || !strings.Contains(build, "./cmd/loomguard") {
 		t.Errorf("build stage does not build ./cmd/loomguard with CGO_ENABLED=0:\n%s", build)
 	}
+	if strings.Contains(build, "loomguard_cli") {
+		t.Errorf("build stage builds the CLI build (tag loomguard_cli), which has no serve and would look for /loomguard-full; the image holds the full build:\n%s", build)
+	}
 	ignore, err := os.ReadFile("../../.dockerignore")
 	if err != nil || !regexp.MustCompile(`(?m)^bin/?$`).Match(ignore) {
 		t.Errorf(".dockerignore must exclude bin/ (err %v)", err)
