@@ -92,6 +92,39 @@ func TestCLIBuild(t *testing.T) {
 		}
 	})
 
+	// The command lines it hands to the full build get the full build's answer: the same
+	// exit code (0, 1 and 2), stdout and stderr, with stdin passed through and arguments
+	// passed as they are (empty, with spaces and newlines, after --).
+	t.Run("delegated command lines", func(t *testing.T) {
+		constraints, err := os.ReadFile(filepath.Join(gkConstraints, "general.yaml"))
+		mustDo(t, err)
+		for _, tt := range []struct {
+			stdin string
+			args  []string
+			code  int
+		}{
+			{"", []string{"migrate", "gatekeeper", "-f", gkConstraints}, exitOK},
+			{string(constraints), []string{"migrate", "gatekeeper", "-f", "-", "-o", "json"}, exitOK},
+			{"", []string{"migrate", "gatekeeper", "--compare", "-f", "testdata/gatekeeper/status.yaml", "-f", gkConstraints, "-f", gkCorpus}, exitViolations},
+			{"", []string{"migrate", "gatekeeper", "-f", "no such\ndir/x y.yaml"}, exitError},
+			{"", []string{"migrate", "gatekeeper", "-f", ""}, exitError},
+			{"", []string{"policies", ""}, exitError},
+			{"", []string{"policies", "--", "-o"}, exitError},
+			{"", []string{"policies", "-o", "json", "--"}, exitOK},
+			{"", []string{"audit", "--kubeconfig", "testdata/nope/kubeconfig"}, exitError},
+			{"", []string{"serve", "--port", "https"}, exitError},
+			{"", []string{"help", "serve"}, exitOK},
+		} {
+			t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+				got, want := runBinaryFor(t, 30*time.Second, cli, tt.stdin, tt.args...), runBinaryFor(t, 30*time.Second, full, tt.stdin, tt.args...)
+				if got != want || want.code != tt.code {
+					t.Errorf("through the CLI build: exit %d, stdout %q, stderr %q\nthe full build: exit %d (want %d), stdout %q, stderr %q",
+						got.code, got.stdout, got.stderr, want.code, tt.code, want.stdout, want.stderr)
+				}
+			})
+		}
+	})
+
 	// Each broken install: the CLI build alone in a directory, beside what is there as
 	// loomguard-full. A delegated command names the file and what is wrong with it, and
 	// exits 2 (bounded: a CLI build running itself would never stop).
