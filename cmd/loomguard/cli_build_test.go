@@ -176,22 +176,23 @@ func TestCLIBuild(t *testing.T) {
 	// build as the full build is refused instead of running it for ever.
 	t.Run("beside another loomguard-full", func(t *testing.T) {
 		dir := t.TempDir()
-		alone := filepath.Join(dir, "loomguard")
-		copyFile(t, cli, alone, 0o755)
-		other := filepath.Join(dir, fullBinaryName)
-		if out, err := exec.Command("go", "build", "-ldflags", "-X main.version=v0.0.0-other", "-o", other, ".").CombinedOutput(); err != nil {
+		alone := filepath.Join(dir, "loomguard") // a CLI build of another version
+		if out, err := exec.Command("go", "build", "-tags", "loomguard_cli", "-ldflags", "-X main.version=v0.0.0-other", "-o", alone, ".").CombinedOutput(); err != nil {
 			t.Fatalf("go build: %v\n%s", err, out)
 		}
+		other := filepath.Join(dir, fullBinaryName)
+		mustDo(t, os.Symlink(full, other))
 		var own buildInfo
-		mustDo(t, json.Unmarshal([]byte(runBinary(t, cli, "", "version", "-o", "json").stdout), &own))
+		mustDo(t, json.Unmarshal([]byte(runBinary(t, full, "", "version", "-o", "json").stdout), &own))
 		res := runBinaryFor(t, 10*time.Second, alone, "", "policies")
-		warning := fmt.Sprintf("loomguard: warning: the CLI build is %s and the full build it runs (loomguard-full) is v0.0.0-other (commit %s): install the two from one build\n",
-			buildVersion(own), own.Commit)
+		warning := fmt.Sprintf("loomguard: warning: the CLI build is v0.0.0-other (commit %s) and the full build it runs (loomguard-full) is %s: install the two from one build\n",
+			own.Commit, buildVersion(own))
 		if res.code != exitOK || res.stderr != warning || !strings.Contains(res.stdout, "pod-security") {
 			t.Errorf("policies beside another version: exit %d, stderr %q, want %q", res.code, res.stderr, warning)
 		}
 
 		script := "#!/bin/sh\nexec \"$(dirname \"$0\")/loomguard\" \"$@\"\n"
+		mustDo(t, os.Remove(other))
 		mustDo(t, os.WriteFile(other, []byte(script), 0o755))
 		res = runBinaryFor(t, 10*time.Second, alone, "", "policies")
 		if res.code != exitError || !strings.Contains(res.stderr, other+": runs a CLI build ("+cliVersionEnv+" set to ") {

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,16 +21,6 @@ import (
 
 	"github.com/loomguard/loomguard/webhook"
 )
-
-// buildBinary builds the real loomguard binary into a temporary directory.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "loomguard")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // inFlight starts a review on a raw TLS connection and sends half its body: the review is
 // in flight until finish sends the rest and reads the answer.
@@ -90,14 +79,9 @@ func TestServeSignals(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	for _, tt := range []struct {
-		name  string
-		build func(*testing.T) string
-	}{
-		{"full build", buildBinary},
-		{"CLI build", func(t *testing.T) string { cli, _ := buildBoth(t); return cli }},
-	} {
-		t.Run(tt.name, func(t *testing.T) { testServeSignals(t, tt.build(t)) })
+	cli, full := buildBoth(t)
+	for _, tt := range []struct{ name, bin string }{{"full build", full}, {"CLI build", cli}} {
+		t.Run(tt.name, func(t *testing.T) { testServeSignals(t, tt.bin) })
 	}
 }
 
