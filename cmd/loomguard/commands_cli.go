@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -42,7 +43,7 @@ func delegate() (string, error) { return fullBinaryPath() }
 // child process. Without a usable full build beside it (see fullBinaryPath), it says
 // where it looked and exits 2; run with cliVersionEnv set, it was run by a CLI build as
 // the full build (through a wrapper) and exits 2 instead of running itself for ever.
-func fullCommand(_ context.Context, name string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func fullCommand(ctx context.Context, name string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	path, err := fullBinaryPath()
 	if v, ok := os.LookupEnv(cliVersionEnv); ok && err == nil {
 		err = fmt.Errorf("%s: runs a CLI build (%s set to %q), not the full build", path, cliVersionEnv, v)
@@ -55,6 +56,13 @@ func fullCommand(_ context.Context, name string, args []string, stdin io.Reader,
 	argv := append([]string{path, name}, args...)
 	env := append(os.Environ(), cliVersionEnv+"="+buildVersion(currentBuild()))
 	if runtime.GOOS != "windows" {
+		// main's handlers for SIGINT and SIGTERM would swallow one that arrives now: give
+		// them back their default action, and stop if one came since main began.
+		signal.Reset(os.Interrupt, syscall.SIGTERM)
+		if ctx.Err() != nil {
+			fmt.Fprintf(stderr, "loomguard: %s: interrupted before it started\n", name)
+			return exitError
+		}
 		err := syscall.Exec(path, argv, env) // returns only on failure
 		fmt.Fprintf(stderr, "loomguard: running %s: %v\n", path, err)
 		return exitError
