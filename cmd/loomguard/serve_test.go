@@ -160,12 +160,23 @@ func serveCerts(t testing.TB) (string, *x509.CertPool) {
 
 func servePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return servePorts(t, 1)[0]
+}
+
+// servePorts returns n distinct free loopback ports: their listeners are all open at once,
+// so the kernel cannot hand the same port out twice.
+func servePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // syncBuffer is a bytes.Buffer that the server's loggers may write concurrently.
@@ -195,7 +206,8 @@ type serveEndpoints struct {
 
 func newServeEndpoints(t testing.TB) serveEndpoints {
 	dir, pool := serveCerts(t)
-	return serveEndpoints{port: servePort(t), probe: servePort(t), metrics: servePort(t), certDir: dir, pool: pool}
+	p := servePorts(t, 3)
+	return serveEndpoints{port: p[0], probe: p[1], metrics: p[2], certDir: dir, pool: pool}
 }
 
 func (e serveEndpoints) args(extra ...string) []string {
@@ -209,13 +221,15 @@ func (e serveEndpoints) args(extra ...string) []string {
 	}, extra...)
 }
 
-func (e serveEndpoints) waitReady(t testing.TB, exited <-chan int) {
+// waitReady waits until serve answers its readiness probe; if serve exits first, or never
+// becomes ready, it fails the test with serve's stderr so far.
+func (e serveEndpoints) waitReady(t testing.TB, exited <-chan int, stderr fmt.Stringer) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case code := <-exited:
-			t.Fatalf("serve exited with %d before it was ready", code)
+			t.Fatalf("serve exited with %d before it was ready; its stderr:\n%s", code, stderr)
 		default:
 		}
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", e.probe))
@@ -227,7 +241,7 @@ func (e serveEndpoints) waitReady(t testing.TB, exited <-chan int) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatal("serve did not become ready")
+	t.Fatalf("serve did not become ready; its stderr:\n%s", stderr)
 }
 
 // insecurePod is a Pod that breaks most policies.
@@ -296,7 +310,7 @@ func TestServe(t *testing.T) {
 	var stderr syncBuffer
 	exited := make(chan int, 1)
 	go func() { exited <- serveCommand(ctx, e.args("--config", config), io.Discard, &stderr) }()
-	e.waitReady(t, exited)
+	e.waitReady(t, exited, &stderr)
 
 	resp := e.validate(t)
 	if resp.Allowed || resp.Result.Code != http.StatusForbidden || !strings.HasPrefix(resp.Result.Message, "Pod loom/web violates ") {
@@ -368,7 +382,7 @@ current-context: c
 	var stderr syncBuffer
 	exited := make(chan int, 1)
 	go func() { exited <- serveCommand(ctx, e.args("--kubeconfig", kubeconfig), io.Discard, &stderr) }()
-	e.waitReady(t, exited)
+	e.waitReady(t, exited, &stderr)
 	if resp := e.validate(t); resp.Allowed {
 		t.Error("insecure Pod admitted")
 	}
@@ -435,7 +449,7 @@ func TestServeSIGTERM(t *testing.T) {
 		_ = cmd.Wait()
 		exited <- cmd.ProcessState.ExitCode()
 	}()
-	e.waitReady(t, exited)
+	e.waitReady(t, exited, &stderr)
 	if resp := e.validate(t); resp.Allowed {
 		t.Error("insecure Pod admitted")
 	}

@@ -101,7 +101,7 @@ func testServeSignals(t *testing.T, bin string) {
 		exited <- cmd.ProcessState.ExitCode()
 	}()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	e.waitReady(t, exited)
+	e.waitReady(t, exited, &stderr)
 
 	review := e.startReview(t)
 	waitLog := func(what string) {
