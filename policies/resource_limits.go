@@ -68,7 +68,7 @@ func resourceLimits(cfg ResourceLimitsConfig) Policy {
 				c.NonEphemeral = append(c.NonEphemeral, rules[i].clear(ratio))
 			}
 			// Per container and resource: two regular expressions on the API server's
-			// canonical quantity strings (a few characters; 64 is generous), two quantities.
+			// canonical quantity strings (a few characters; 64 is generous), four quantities.
 			c.Cost = uint64(celMaxContainers) * uint64(len(rules)) * (2*celRegexCost(64, len(wholeBytes)+2) + 400)
 			return c, true
 		},
@@ -180,48 +180,49 @@ func (r *resourceRule) check(errs field.ErrorList, c ContainerRef, ratio float64
 
 // clear is the CEL condition on a container c under which check reports nothing. The check
 // rounds amounts up to whole units (thousandths of a cpu, bytes) and divides them as
-// floating point numbers; the condition therefore takes only quantities written in whole
-// units (wholeCPU, wholeBytes) below 10^15 units, where those amounts are exact, and compares
-// the limit with the request added ratio times, exactly, when the ratio is a whole number up
-// to 64. Any other ratio is compared in floating point a billionth below it.
+// floating point numbers; the condition therefore takes only positive quantities written in
+// whole units below 10^13 units (wholeCPU, wholeBytes), whose amounts in those units are
+// exact integers, and compares them by quantity's asApproximateFloat: a whole number times
+// a power of ten or two, off by at most two roundings (below 3×10^-16 of the value), while
+// two different amounts below 10^13 units differ by more than 10^-13 of the larger. So the
+// request's float is at most the limit's only when the request is at most the limit, and
+// the limit's at most ratio times the request's only when the limit is at most ratio times
+// the request, for a whole ratio; any other ratio is compared a billionth below it. No
+// quantity is bound or added: each comparison parses its quantities (cheaper for the API
+// server's CEL than binding them, BenchmarkMatchConditions).
 func (r *resourceRule) clear(ratio float64) string {
 	name := string(r.name)
 	lim := "c.?resources.?limits[?" + celString(name) + "].orValue('')"
 	req := "c.?resources.?requests[?" + celString(name) + "].orValue(" + lim + ")"
-	whole, unit := wholeBytes, "1.0"
+	whole := wholeBytes
 	if r.milli {
-		whole, unit = wholeCPU, "1000.0"
+		whole = wholeCPU
 	}
-	// The quantities are parsed once each, bound as l and r (a one-element list's all()).
-	checks := []string{
-		"r.isGreaterThan(quantity('0'))",
-		"r.compareTo(l) <= 0",
-		"l.asApproximateFloat() * " + unit + " < 1e15",
+	amount := func(q string) string { return "quantity(" + q + ").asApproximateFloat()" }
+	conds := []string{
+		"type(" + lim + ") == string", "type(" + req + ") == string",
+		lim + ".matches(" + celString(whole) + ")", req + ".matches(" + celString(whole) + ")",
+		amount(req) + " <= " + amount(lim),
 	}
 	switch {
 	case ratio <= 0:
-	case ratio == math.Trunc(ratio) && ratio <= 64:
-		times := "r"
-		for range int(ratio) - 1 {
-			times += ".add(r)"
-		}
-		checks = append(checks, "l.compareTo("+times+") <= 0")
+	case ratio == math.Trunc(ratio):
+		conds = append(conds, amount(lim)+" <= "+celDouble(ratio)+" * "+amount(req))
 	default:
-		checks = append(checks, "l.asApproximateFloat() <= "+celDouble(ratio*(1-1e-9))+" * r.asApproximateFloat()")
-	}
-	conds := []string{
-		"type(" + lim + ") == string", lim + ".matches(" + celString(whole) + ")",
-		"type(" + req + ") == string", req + ".matches(" + celString(whole) + ")",
-		"[quantity(" + lim + ")].all(l, [quantity(" + req + ")].all(r, " + strings.Join(checks, " && ") + "))",
+		conds = append(conds, amount(lim)+" <= "+celDouble(ratio*(1-1e-9))+" * "+amount(req))
 	}
 	return "(" + strings.Join(conds, " && ") + ")"
 }
 
-// wholeCPU and wholeBytes match the quantities that are whole thousandths of a cpu and whole
-// bytes: digits with at most three decimals or an "m"; digits with an optional unit suffix.
+// wholeCPU and wholeBytes match the positive quantities below 10^13 units that are whole
+// thousandths of a cpu and whole bytes: no leading zero, and a number of digits that keeps
+// each suffix's amount below the bound (a cpu in thousandths "m" or in whole cpus; bytes
+// alone or with a decimal or binary suffix up to T and Ti). The API server hands them to
+// CEL in the canonical form (resource.Quantity's String), in which a whole amount has no
+// decimal point: 1.5 is 1500m, 0.5Gi is 512Mi.
 const (
-	wholeCPU   = `^[0-9]{1,15}(\.[0-9]{1,3}|m)?$`
-	wholeBytes = `^[0-9]{1,15}(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$`
+	wholeCPU   = `^([1-9][0-9]{0,12}m|[1-9][0-9]{0,9})$`
+	wholeBytes = `^[1-9]([0-9]{0,12}|[0-9]{0,9}k|[0-9]{0,6}M|[0-9]{0,3}G|T|[0-9]{0,8}Ki|[0-9]{0,5}Mi|[0-9]{0,2}Gi|Ti)$`
 )
 
 // fix fills a missing request or limit; see resourceLimits.
