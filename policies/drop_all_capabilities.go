@@ -95,16 +95,13 @@ func dropAllCapabilities(cfg DropAllCapabilitiesConfig) Policy {
 		// allowedAdd says; the fix then has nothing to drop.
 		Clear: func(t celTemplate) (clearance, bool) {
 			return clearance{Containers: []string{
-				sizedList("sc.?capabilities.?drop.orValue([])", celMaxItems, "d", "true") + " && sc.?capabilities.?drop.orValue([]).exists(d, d == 'ALL')",
+				celDropsAll(),
 				"size(sc.?capabilities.?add.orValue([])) == 0",
 			}, Cost: uint64(celMaxContainers) * (20*celMaxItems + 100)}, true
 		},
 		// No fix: every container already drops ALL.
 		NoFix: func(t celTemplate) (clearance, bool) {
-			drop := "sc.?capabilities.?drop.orValue([])"
-			return clearance{Containers: []string{
-				"(size(" + drop + ") <= " + strconv.Itoa(celMaxItems) + " && 'ALL' in " + drop + ")",
-			}, Cost: uint64(celMaxContainers) * (20*celMaxItems + 100)}, true
+			return clearance{Containers: []string{celDropsAll()}, Cost: uint64(celMaxContainers) * (20*celMaxItems + 100)}, true
 		},
 		Fix: func(w *Workload) bool {
 			if windowsPod(w) {
@@ -125,6 +122,13 @@ func dropAllCapabilities(cfg DropAllCapabilitiesConfig) Policy {
 			return changed
 		},
 	}
+}
+
+// celDropsAll is the CEL condition that a container's securityContext sc drops "ALL", with
+// at most celMaxItems drops: a membership test, no comprehension.
+func celDropsAll() string {
+	drop := "sc.?capabilities.?drop.orValue([])"
+	return "(size(" + drop + ") <= " + strconv.Itoa(celMaxItems) + " && 'ALL' in " + drop + ")"
 }
 
 // dropsAll reports whether caps drops "ALL".
