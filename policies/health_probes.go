@@ -53,7 +53,7 @@ func healthProbes(_ Settings) Policy {
 			case t.kind.RunsToCompletion:
 				return clearance{}, true
 			case t.kind.TemplatePath == nil: // a Pod: its restartPolicy says
-				return clearance{Pod: []string{"(" + t.RunsToCompletion() + " || " + t.LongRunningContainers() + ".all(c, " + probes + "))"}, Cost: uint64(celMaxContainers) * 100}, true
+				return clearance{Pod: []string{"(" + t.RunsToCompletion() + " || " + t.AllLongRunning(probes) + ")"}, Cost: uint64(celMaxContainers) * 100}, true
 			}
 			return clearance{LongRunning: []string{probes}, Cost: uint64(celMaxContainers) * 100}, true
 		},

@@ -39,7 +39,7 @@ const (
 // celCostLimit is the most the conditions may cost on any object, by the sum of the
 // policies' Cost and celBaseCost: 90 % of the API server's per-expression limit
 // (celconfig.PerCallLimit, 1,000,000; the model errs high, the Loom profile's costliest Pod
-// measures 398,000 against its 655,000). A config whose conditions could cost more gets
+// measures 397,000 against its 658,000). A config whose conditions could cost more gets
 // none: loomguard is called for every object. TestMatchConditionsCostModel holds the model
 // above what the API server measures on the costliest Pods under many configs.
 const celCostLimit = 900_000
@@ -275,23 +275,25 @@ func globRegexp(g string) string {
 }
 
 // celTemplate names, as CEL expressions, the parts of an admission request's object of one
-// workload kind that the policies read. The condition binds them once (a one-element list's
-// all() is CEL's let), since every field the API server's CEL reads costs a lookup in its
-// typed object: Spec is the pod spec s, TemplateMeta the pod template's metadata tm (a Pod's
-// own), Meta the object's metadata om, PodSC the pod's securityContext psc ({} when unset);
-// in container conditions, c is the container and sc its securityContext ({} when unset).
+// workload kind that the policies read; each is followed by ".?field" where it is read.
+// Spec is the pod spec (object.spec of a Pod, object.spec.template.spec of a Deployment),
+// TemplateMeta the pod template's metadata (a Pod's own), Meta the object's metadata:
+// paths from object, which the API server's CEL resolves as one attribute each (its typed
+// object caches every field it has read), cheaper than binding them. PodSC, the pod's
+// securityContext, is bound once as psc ({} when unset; a one-element list's all() is
+// CEL's let), and so, in container conditions, is the container's as sc; c is the
+// container.
 type celTemplate struct {
 	kind                                    *WorkloadKind
 	Object, Meta, TemplateMeta, Spec, PodSC string
-	// specPath and templateMetaPath select the spec and the template's metadata from the
-	// object; specPresent tests that specPath can be selected.
-	specPath, templateMetaPath, specPresent string
+	// specPresent tests that Spec can be selected.
+	specPresent string
 }
 
 func newCELTemplate(k *WorkloadKind) celTemplate {
-	t := celTemplate{kind: k, Object: "object", Meta: "om", TemplateMeta: "tm", Spec: "s", PodSC: "psc"}
-	if k.TemplatePath == nil { // a Pod is its own template: tm is om
-		t.TemplateMeta, t.specPath, t.templateMetaPath = t.Meta, "object.spec", "object.metadata"
+	t := celTemplate{kind: k, Object: "object", Meta: "object.metadata", Spec: "object.spec", PodSC: "psc"}
+	if k.TemplatePath == nil { // a Pod is its own template
+		t.TemplateMeta = t.Meta
 		t.specPresent = "has(object.metadata) && has(object.spec)"
 		return t
 	}
@@ -302,7 +304,7 @@ func newCELTemplate(k *WorkloadKind) celTemplate {
 		tmpl += "." + step
 	}
 	present = append(present, "has("+tmpl+".spec)")
-	t.specPath, t.templateMetaPath = tmpl+".spec", tmpl+".?metadata.orValue({})"
+	t.Spec, t.TemplateMeta = tmpl+".spec", tmpl+".?metadata"
 	t.specPresent = strings.Join(present, " && ")
 	return t
 }
@@ -369,9 +371,8 @@ func (c *clearance) add(o clearance) {
 	c.LongRunning = appendNew(c.LongRunning, o.LongRunning...)
 }
 
-// AllContainers, NonEphemeralContainers and LongRunningContainers are the CEL lists of the
-// pod's init, regular and ephemeral containers; of its init and regular ones; and of its
-// regular containers and restartable init containers.
+// AllContainers and NonEphemeralContainers are the CEL lists of the pod's init, regular and
+// ephemeral containers and of its init and regular ones.
 func (t celTemplate) AllContainers() string {
 	return "(" + t.list("initContainers") + " + " + t.list("containers") + " + " + t.list("ephemeralContainers") + ")"
 }
@@ -380,26 +381,28 @@ func (t celTemplate) NonEphemeralContainers() string {
 	return "(" + t.list("initContainers") + " + " + t.list("containers") + ")"
 }
 
-func (t celTemplate) LongRunningContainers() string {
-	return "(" + t.list("containers") + " + " + t.list("initContainers") + ".filter(c, c.?restartPolicy.orValue('') == 'Always'))"
+// AllLongRunning is true when every regular container and restartable init container (a
+// sidecar) c meets cond: a pass over each list, no list built.
+func (t celTemplate) AllLongRunning(cond string) string {
+	return "(" + t.list("containers") + ".all(c, " + cond + ") && " + t.list("initContainers") + ".all(c, c.?restartPolicy.orValue('') != 'Always' || (" + cond + ")))"
 }
 
-// list is a list field of the pod spec, [] when absent. containers is the one list field
-// the API types do not omit when empty (no omitempty in corev1.PodSpec): the API server's
-// object then holds null there, which would make list operations fail.
+// list is a list field of the pod spec, [] when absent.
 func (t celTemplate) list(field string) string {
-	if field == "containers" {
-		return "(" + t.Spec + ".?containers.orValue([]) == null ? [] : " + t.Spec + ".?containers.orValue([]))"
-	}
 	return t.Spec + ".?" + field + ".orValue([])"
 }
 
 // bounds are the limits of a cleared object that are not checked where the lists are read:
-// the container count and the sizes of the maps and the volumes.
+// the container count and the sizes of the maps and the volumes. The first is that the
+// containers are not null: containers is the one list field the API types do not omit when
+// empty (no omitempty in corev1.PodSpec), so the API server's object may hold null there,
+// which would make list operations fail; such an object is never cleared, and the bounds
+// and the conditions after them are not evaluated on it (CEL's && stops at false).
 func (t celTemplate) bounds() []string {
 	meta := strconv.Itoa(celMaxMeta)
 	bounds := []string{
-		"size(" + t.AllContainers() + ") <= " + strconv.Itoa(celMaxContainers),
+		t.list("containers") + " != null",
+		"size(" + t.list("initContainers") + ") + size(" + t.list("containers") + ") + size(" + t.list("ephemeralContainers") + ") <= " + strconv.Itoa(celMaxContainers),
 		"size(" + t.list("volumes") + ") <= " + strconv.Itoa(celMaxVolumes),
 		"size(" + t.Meta + ".?labels.orValue({})) <= " + meta,
 		"size(" + t.Meta + ".?annotations.orValue({})) <= " + meta,
@@ -419,8 +422,8 @@ func sizedList(l string, max int, e, cond string) string {
 }
 
 // expression joins the bounds and the conditions: the conditions on every container and on
-// the init and regular ones in one pass, on long-running ones in another, with the
-// template's parts bound (see celTemplate).
+// the init and regular ones in one pass, on long-running ones in another, with the pod's
+// securityContext bound (see celTemplate).
 func (t celTemplate) expression(c clearance) string {
 	parts := append([]string{t.Linux()}, t.bounds()...)
 	parts = append(parts, c.Pod...)
@@ -432,13 +435,10 @@ func (t celTemplate) expression(c clearance) string {
 		parts = appendClass(parts, t.NonEphemeralContainers(), slices.Concat(c.Containers, c.NonEphemeral))
 		parts = appendClass(parts, t.list("ephemeralContainers"), c.Containers)
 	}
-	parts = appendClass(parts, t.LongRunningContainers(), c.LongRunning)
-	body := strings.Join(parts, " && ")
-	body = "[s.?securityContext.orValue({})].all(psc, " + body + ")"
-	if t.TemplateMeta != t.Meta {
-		body = "[" + t.templateMetaPath + "].all(tm, " + body + ")"
+	if len(c.LongRunning) > 0 {
+		parts = append(parts, t.AllLongRunning("[c.?securityContext.orValue({})].all(sc, "+strings.Join(c.LongRunning, " && ")+")"))
 	}
-	return "[" + t.specPath + "].all(s, [object.metadata].all(om, " + body + "))"
+	return "[" + t.Spec + ".?securityContext.orValue({})].all(psc, " + strings.Join(parts, " && ") + ")"
 }
 
 // appendClass appends to parts the condition that every container c of the CEL list meets
