@@ -66,13 +66,19 @@ func requiredLabels(cfg RequiredLabelsConfig) Policy {
 				c.Cost += uint64(len(metas)) * uint64(20+len(l.values))
 			}
 			c.Cost += uint64(len(metas)) * uint64(20*len(r.required))
+			// One attribute per label ("m.?labels[?key]"), no map built in between.
 			for _, m := range metas {
-				labels := m + ".?labels.orValue({})"
 				for _, k := range r.required {
-					c.Pod = append(c.Pod, labels+"[?"+celString(k)+"].orValue('') != ''")
+					c.Pod = append(c.Pod, m+".?labels[?"+celString(k)+"].orValue('') != ''")
 				}
 				for _, l := range r.restricted {
-					c.Pod = append(c.Pod, "(!("+celString(l.key)+" in "+labels+") || "+labels+"["+celString(l.key)+"] in "+celStrings(l.values)+")")
+					label := m + ".?labels[?" + celString(l.key) + "]"
+					if len(l.values) == 0 { // absent only
+						c.Pod = append(c.Pod, "!"+label+".hasValue()")
+						continue
+					}
+					// Absent reads as the first allowed value.
+					c.Pod = append(c.Pod, label+".orValue("+celString(l.values[0])+") in "+celStrings(l.values))
 				}
 			}
 			return c, true

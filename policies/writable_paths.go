@@ -72,15 +72,19 @@ func writablePaths(cfg WritablePathsConfig) Policy {
 		// volume. Every mountPath must already be clean (no ".", "..", "//" or trailing "/"),
 		// so that the mount at the path is the one the check finds; the fix then adds none.
 		Clear: func(t celTemplate) (clearance, bool) {
+			// One pass over the mounts for what every mount must meet, one per path for the
+			// mount it needs.
 			volumes := t.list("volumes")
-			conds := []string{sizedList("c.?volumeMounts.orValue([])", celMaxItems, "m", "size(m.?mountPath.orValue('')) <= "+strconv.Itoa(celMaxString)+" && m.?mountPath.orValue('').matches("+celString(cleanMountPath)+")")}
+			mount := []string{"size(m.?mountPath.orValue('')) <= " + strconv.Itoa(celMaxString), "m.?mountPath.orValue('').matches(" + celString(cleanMountPath) + ")"}
+			var exists []string
 			for _, wp := range paths {
 				p := celString(wp.path)
-				conds = append(conds, "c.?volumeMounts.orValue([]).exists(m, m.?mountPath.orValue('') == "+p+")",
-					"c.?volumeMounts.orValue([]).all(m, m.?mountPath.orValue('') != "+p+" || (m.?readOnly.orValue(false) != true && "+
-						volumes+".exists(v, v.?name.orValue('') == m.?name.orValue('')) && "+
-						volumes+".all(v, v.?name.orValue('') != m.?name.orValue('') || has(v.emptyDir))))")
+				mount = append(mount, "(m.?mountPath.orValue('') != "+p+" || (m.?readOnly.orValue(false) != true && "+
+					volumes+".exists(v, v.?name.orValue('') == m.?name.orValue('')) && "+
+					volumes+".all(v, v.?name.orValue('') != m.?name.orValue('') || has(v.emptyDir))))")
+				exists = append(exists, "c.?volumeMounts.orValue([]).exists(m, m.?mountPath.orValue('') == "+p+")")
 			}
+			conds := append([]string{sizedList("c.?volumeMounts.orValue([])", celMaxItems, "m", strings.Join(mount, " && "))}, exists...)
 			// Every mount's path against cleanMountPath; for each path, every mount, and for a
 			// mount at the path every volume, twice.
 			perContainer := uint64(celMaxItems)*(celRegexCost(celMaxString, len(cleanMountPath))+30) +
