@@ -33,7 +33,7 @@
 //
 // With -profile-dir, loomguard serves Go's pprof endpoints on a loopback port, kube-apiserver
 // runs with --profiling, and the benchmark writes CPU profiles of the first -profile-seconds
-// of each pods and fix run there: kube-apiserver's in every setup to
+// of each run there: kube-apiserver's in every setup to
 // kube-apiserver-cpu-<workload>-<setup>-<round>.pprof, loomguard's in its setups to
 // cpu-<workload>-<setup>-<round>.pprof:
 //
@@ -98,7 +98,7 @@ func main() {
 	flag.DurationVar(&o.durationCap, "duration-cap", 40*time.Minute, "stop after this long, whatever is left")
 	flag.BoolVar(&o.keep, "keep", false, "keep the control plane's directory (logs, audit log)")
 	flag.StringVar(&o.lgArgs, "loomguard-args", "", "space-separated flags added to loomguard's command line in every loomguard setup (e.g. --max-in-flight=32)")
-	flag.StringVar(&o.profileDir, "profile-dir", "", "write CPU profiles of loomguard (run with --pprof-bind-address on loopback) and of kube-apiserver (run with --profiling) for each pods and fix run to this directory")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "write CPU profiles of loomguard (run with --pprof-bind-address on loopback) and of kube-apiserver (run with --profiling) for each run to this directory")
 	flag.IntVar(&o.profileSecs, "profile-seconds", 3, "length of each CPU profile, from the start of the run")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

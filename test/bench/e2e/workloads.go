@@ -113,10 +113,14 @@ func (b *bench) runWorkload(ctx context.Context, workload, setup string, round i
 		}
 		r.latencies, r.pods, r.failed, r.fixed = lat, len(lat), failed, int(fixed.Load())
 	case "rollout":
+		profiled := b.startProfile(ctx, fmt.Sprintf("cpu-%s-%s-%d.pprof", workload, setup, round))
 		if err := b.rollout(ctx, &r); err != nil {
 			return r, err
 		}
 		r.cpu = b.cpuTimes()
+		if err := profiled(); err != nil {
+			return r, err
+		}
 	}
 	for p, t := range r.cpu {
 		r.cpu[p] = t - cpu0[p]
