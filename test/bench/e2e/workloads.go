@@ -181,12 +181,25 @@ func (b *bench) rollout(ctx context.Context, r *result) error {
 	if _, err := b.c.Clientset().AppsV1().Deployments(namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("creating Deployment %s: %w", name, err)
 	}
-	seen := 0
+	// The API server ends a watch whose reader falls behind (its buffer is bounded), which a
+	// starved benchmark client does with thousands of Pods: the watch resumes from the last
+	// event, a bounded number of times.
+	seen, lastRV, resumes := 0, list.ResourceVersion, 0
 	for seen < b.o.replicas {
 		select {
 		case ev, ok := <-w.ResultChan():
 			if !ok {
-				return fmt.Errorf("the Pod watch ended after %d of %d Pods", seen, b.o.replicas)
+				if resumes++; resumes > 10 {
+					return fmt.Errorf("the Pod watch ended %d times, after %d of %d Pods", resumes, seen, b.o.replicas)
+				}
+				if w, err = pods.Watch(ctx, metav1.ListOptions{ResourceVersion: lastRV}); err != nil {
+					return fmt.Errorf("resuming the Pod watch after %d of %d Pods: %w", seen, b.o.replicas, err)
+				}
+				defer w.Stop()
+				continue
+			}
+			if p, ok := ev.Object.(*corev1.Pod); ok {
+				lastRV = p.ResourceVersion
 			}
 			if ev.Type == watch.Added {
 				seen++
