@@ -311,6 +311,7 @@ func TestAlertExpressions(t *testing.T) {
 		"LoomguardCertificateExpiringSoon": "loomguard_certificate_expiry_timestamp_seconds",
 		"LoomguardConfigReloadFailing":     "loomguard_config_reloads_total",
 		"LoomguardExceptionExpiringSoon":   "loomguard_exception_expiry_timestamp_seconds",
+		"LoomguardMatchConditionsStale":    "loomguard_webhook_match_condition_updates_total",
 	}
 	seen := map[string]bool{}
 	for _, g := range rule.Spec.Groups {
