@@ -52,9 +52,10 @@ type serveFlags struct {
 	shutdownTimeout        time.Duration
 	maxInFlight            int
 	clientCAFile           string
-	certs                  certFlags           // serve_certs.go
-	audit                  auditServeFlags     // audit_serve.go
-	match                  matchConditionFlags // serve_match.go
+	certs                  certFlags                 // serve_certs.go
+	audit                  auditServeFlags           // audit_serve.go
+	match                  matchConditionFlags       // serve_match.go
+	webhooks               webhookConfigurationFlags // serve_webhooks.go
 }
 
 func newServeFlagSet(f *serveFlags, stderr io.Writer) *pflag.FlagSet {
@@ -81,6 +82,7 @@ func newServeFlagSet(f *serveFlags, stderr io.Writer) *pflag.FlagSet {
 	addCertFlags(fs, &f.certs)
 	addAuditFlags(fs, &f.audit)
 	addMatchConditionFlags(fs, &f.match)
+	addWebhookConfigurationFlags(fs, &f.webhooks)
 	return fs
 }
 
@@ -253,6 +255,9 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := applyEnv(fs, os.LookupEnv); err != nil {
 		return serveUsageError(stderr, err.Error())
 	}
+	if err := f.webhooks.resolve(fs); err != nil {
+		return serveUsageError(stderr, err.Error())
+	}
 	tlsMin, err := parseTLSVersion(f.tlsMinVersion)
 	if err != nil {
 		return serveUsageError(stderr, err.Error())
@@ -286,7 +291,7 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "loomguard serve: %v\n", err)
 		return exitServeFailed
 	}
-	certRunnables, err := setupCertificates(ctx, &f.certs, restConfig, f.certDir, log)
+	certRunnables, err := setupCertificates(ctx, &f.certs, f.webhooks, restConfig, f.certDir, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "loomguard serve: %v\n", err)
 		return exitServeFailed
@@ -322,7 +327,7 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "loomguard serve: %v\n", err)
 		return exitServeFailed
 	}
-	if err := addMatchConditionsSyncer(srv, &f.match, restConfig, f.audit.leaderElect, log); err != nil {
+	if err := addMatchConditionsSyncer(srv, &f.match, f.webhooks, restConfig, f.audit.leaderElect, log); err != nil {
 		fmt.Fprintf(stderr, "loomguard serve: %v\n", err)
 		return exitServeFailed
 	}

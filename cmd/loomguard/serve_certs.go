@@ -39,8 +39,6 @@ type certFlags struct {
 	validity    time.Duration
 	renewBefore time.Duration
 	caValidity  time.Duration
-	mutating    string
-	validating  string
 }
 
 // addCertFlags registers the certificate flags on serve's flag set.
@@ -53,8 +51,6 @@ func addCertFlags(fs *pflag.FlagSet, f *certFlags) {
 	fs.DurationVar(&f.validity, "cert-validity", certs.DefaultValidity, "self-managed: lifetime of the serving certificate")
 	fs.DurationVar(&f.renewBefore, "cert-refresh", 0, "self-managed: renew the serving certificate when this much of its validity is left (default: a third of --cert-validity)")
 	fs.DurationVar(&f.caValidity, "cert-ca-validity", certs.DefaultCAValidity, "self-managed: lifetime of the CA; at least 3 times --cert-validity (its successor is published in the caBundle a certificate's lifetime before it takes over)")
-	fs.StringVar(&f.mutating, "cert-mutating-webhook-configuration", certs.DefaultWebhookConfigurationName, `self-managed: MutatingWebhookConfiguration whose caBundle loomguard keeps ("" for none)`)
-	fs.StringVar(&f.validating, "cert-validating-webhook-configuration", certs.DefaultWebhookConfigurationName, `self-managed: ValidatingWebhookConfiguration whose caBundle loomguard keeps ("" for none)`)
 }
 
 // validate checks what can be checked without a cluster.
@@ -70,7 +66,7 @@ func (f *certFlags) validate() error {
 // In self-managed mode it bootstraps the certificate into certDir and returns the
 // rotator (leader only) and the syncer (every replica) to run with the server; in files
 // mode there is nothing to do.
-func setupCertificates(ctx context.Context, f *certFlags, restConfig *rest.Config, certDir string, log logr.Logger) ([]manager.Runnable, error) {
+func setupCertificates(ctx context.Context, f *certFlags, webhooks webhookConfigurationFlags, restConfig *rest.Config, certDir string, log logr.Logger) ([]manager.Runnable, error) {
 	if f.mode != certModeSelfManaged {
 		return nil, nil
 	}
@@ -91,8 +87,8 @@ func setupCertificates(ctx context.Context, f *certFlags, restConfig *rest.Confi
 		SecretName:                     f.secret,
 		ServiceName:                    f.service,
 		ExtraNames:                     f.names,
-		MutatingWebhookConfiguration:   f.mutating,
-		ValidatingWebhookConfiguration: f.validating,
+		MutatingWebhookConfiguration:   webhooks.mutating,
+		ValidatingWebhookConfiguration: webhooks.validating,
 		CertDir:                        certDir,
 		Validity:                       f.validity,
 		RenewBefore:                    f.renewBefore,

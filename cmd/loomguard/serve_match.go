@@ -10,22 +10,17 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/loomguard/loomguard/certs"
 	"github.com/loomguard/loomguard/webhook"
 )
 
 // matchConditionFlags are serve's flags for the webhooks' matchConditions.
 type matchConditionFlags struct {
-	enabled    bool
-	mutating   string
-	validating string
+	enabled bool
 }
 
 // addMatchConditionFlags registers the match-condition flags on serve's flag set.
 func addMatchConditionFlags(fs *pflag.FlagSet, f *matchConditionFlags) {
 	fs.BoolVar(&f.enabled, "match-conditions", true, "keep the matchConditions of loomguard's webhooks in the webhook configurations in step with the config in force, so that the API server skips the calls for objects that certainly pass (needs a cluster; the Lease holder writes). --match-conditions=false, or --leader-elect=false, removes them instead: every object is sent")
-	fs.StringVar(&f.mutating, "mutating-webhook-configuration", certs.DefaultWebhookConfigurationName, `MutatingWebhookConfiguration holding `+webhook.MutatingWebhookName+`, whose matchConditions loomguard keeps ("" leaves it alone)`)
-	fs.StringVar(&f.validating, "validating-webhook-configuration", certs.DefaultWebhookConfigurationName, `ValidatingWebhookConfiguration holding `+webhook.ValidatingWebhookName+`, whose matchConditions loomguard keeps ("" leaves it alone)`)
 }
 
 // addMatchConditionsSyncer adds the match-condition syncer to the server. With a cluster it
@@ -34,14 +29,14 @@ func addMatchConditionFlags(fs *pflag.FlagSet, f *matchConditionFlags) {
 // config's conditions), it removes them on every replica instead, so that no stale
 // conditions outlive the config they were generated for. Without a cluster, or with both
 // configurations "", it does nothing.
-func addMatchConditionsSyncer(srv *webhook.Server, f *matchConditionFlags, restConfig *rest.Config, leaderElect bool, log logr.Logger) error {
+func addMatchConditionsSyncer(srv *webhook.Server, f *matchConditionFlags, webhooks webhookConfigurationFlags, restConfig *rest.Config, leaderElect bool, log logr.Logger) error {
 	log = log.WithName("match-conditions")
 	remove := false
 	switch {
 	case srv.Manager() == nil || restConfig == nil:
 		log.Info("matchConditions left alone: no cluster connection")
 		return nil
-	case f.mutating == "" && f.validating == "":
+	case webhooks.mutating == "" && webhooks.validating == "":
 		log.Info("matchConditions left alone: no webhook configuration named (--mutating-webhook-configuration and --validating-webhook-configuration are empty)")
 		return nil
 	case !f.enabled:
@@ -57,8 +52,8 @@ func addMatchConditionsSyncer(srv *webhook.Server, f *matchConditionFlags, restC
 	}
 	s, err := webhook.NewMatchConditionsSyncer(webhook.MatchConditionsOptions{
 		Client:                         client,
-		MutatingWebhookConfiguration:   f.mutating,
-		ValidatingWebhookConfiguration: f.validating,
+		MutatingWebhookConfiguration:   webhooks.mutating,
+		ValidatingWebhookConfiguration: webhooks.validating,
 		Engine:                         srv.Engine,
 		Changed:                        srv.Reloader().Subscribe(),
 		Metrics:                        srv.Metrics(),

@@ -264,7 +264,7 @@ func TestSelfManagedWiring(t *testing.T) {
 				t.Errorf("args %v lack --cert-mode=self-managed", c.Args)
 			}
 			for _, a := range c.Args {
-				for _, f := range []string{"--cert-secret", "--cert-service", "--cert-namespace", "--cert-mutating-webhook-configuration", "--cert-validating-webhook-configuration"} {
+				for _, f := range []string{"--cert-secret", "--cert-service", "--cert-namespace", "--mutating-webhook-configuration", "--validating-webhook-configuration", "--cert-mutating-webhook-configuration", "--cert-validating-webhook-configuration"} {
 					if strings.HasPrefix(a, f+"=") {
 						t.Errorf("arg %s: the manifests rely on the default, which this test checks against the objects", a)
 					}
@@ -300,7 +300,7 @@ func TestSelfManagedWiring(t *testing.T) {
 				}
 			}
 			if b.mutating.Name != b.validating.Name || b.mutating.Name != certs.DefaultWebhookConfigurationName {
-				t.Errorf("webhook configurations %q and %q, the --cert-*-webhook-configuration defaults are %q", b.mutating.Name, b.validating.Name, certs.DefaultWebhookConfigurationName)
+				t.Errorf("webhook configurations %q and %q, the --*-webhook-configuration defaults are %q", b.mutating.Name, b.validating.Name, certs.DefaultWebhookConfigurationName)
 			}
 			checkBinding(t, b, "RoleBinding", "loomguard-certs", "Role")
 		})

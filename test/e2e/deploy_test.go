@@ -145,9 +145,7 @@ func TestDeploySelfManaged(t *testing.T) {
 		"--cert-service=loomguard",
 		"--cert-dns-names=127.0.0.1",
 		"--cert-validity="+certValidity.String(),
-		"--cert-mutating-webhook-configuration="+mutatingName,
-		"--cert-validating-webhook-configuration="+validatingName,
-		// The matchConditions of the same objects, written next to the caBundle.
+		// Their caBundle, and their matchConditions written next to it.
 		"--mutating-webhook-configuration="+mutatingName,
 		"--validating-webhook-configuration="+validatingName,
 	)
