@@ -67,8 +67,8 @@ func resourceLimits(cfg ResourceLimitsConfig) Policy {
 			for i := range rules {
 				c.NonEphemeral = append(c.NonEphemeral, rules[i].clear(ratio))
 			}
-			// Per container and resource: two regular expressions on the API server's
-			// canonical quantity strings (a few characters; 64 is generous), four quantities.
+			// Per container and resource: two sizes, two regular expressions on quantity
+			// strings of at most wholeMaxLen characters (64 is generous), four quantities.
 			c.Cost = uint64(celMaxContainers) * uint64(len(rules)) * (2*celRegexCost(64, len(wholeBytes)+2) + 400)
 			return c, true
 		},
@@ -199,8 +199,14 @@ func (r *resourceRule) clear(ratio float64) string {
 		whole = wholeCPU
 	}
 	amount := func(q string) string { return "quantity(" + q + ").asApproximateFloat()" }
+	// The sizes first: a quantity string is as long as the request makes it (the canonical
+	// form of a many-digit amount keeps every digit), and a regular expression costs the API
+	// server's CEL in proportion to it; one of a few hundred thousand digits would exceed the
+	// per-call budget, an error that skips the webhook under failurePolicy Ignore.
+	size := strconv.Itoa(wholeMaxLen)
 	conds := []string{
 		"type(" + lim + ") == string", "type(" + req + ") == string",
+		"size(" + lim + ") <= " + size, "size(" + req + ") <= " + size,
 		lim + ".matches(" + celString(whole) + ")", req + ".matches(" + celString(whole) + ")",
 		amount(req) + " <= " + amount(lim),
 	}
@@ -223,6 +229,9 @@ func (r *resourceRule) clear(ratio float64) string {
 const (
 	wholeCPU   = `^([1-9][0-9]{0,12}m|[1-9][0-9]{0,9})$`
 	wholeBytes = `^[1-9]([0-9]{0,12}|[0-9]{0,9}k|[0-9]{0,6}M|[0-9]{0,3}G|T|[0-9]{0,8}Ki|[0-9]{0,5}Mi|[0-9]{0,2}Gi|Ti)$`
+	// wholeMaxLen is the length of the longest string wholeCPU or wholeBytes match: 13
+	// digits and "m".
+	wholeMaxLen = 14
 )
 
 // fix fills a missing request or limit; see resourceLimits.
