@@ -40,9 +40,9 @@ const (
 // allowed the object with no violation of any action and no fix (and, for the mutating
 // webhook's conditions, made no fix). For each test config and each webhook it registers a
 // probe webhook carrying those conditions, at a dead address with failurePolicy Fail, and
-// dry-run creates every fixture object of the project and Pods beyond the conditions'
-// limits: a request that fails calling the probe was sent; one that succeeds
-// was cleared, and the engine then judges the object the API server returned (defaulted,
+// dry-run creates every fixture object of the project, a Pod with a quantity of 450,000
+// digits (longQuantityPod) and Pods beyond the conditions' limits: a request that fails
+// calling the probe was sent; one that succeeds was cleared, and the engine then judges the object the API server returned (defaulted,
 // as the conditions saw it). A condition that failed to evaluate would fail the request
 // with another error, which fails the test.
 func TestMatchConditionsSoundOnAPIServer(t *testing.T) {
@@ -64,6 +64,7 @@ func TestMatchConditionsSoundOnAPIServer(t *testing.T) {
 		}
 	}
 	objs = append(objs, costlyObjects(t)...)
+	objs = append(objs, longQuantityPod(t))
 	if len(objs) < 150 {
 		t.Fatalf("read only %d workload objects", len(objs))
 	}
@@ -139,6 +140,29 @@ func costlyObjects(t *testing.T) []*unstructured.Unstructured {
 		}}
 	}
 	return []*unstructured.Unstructured{pod("costly-16x64", 16, 64), pod("costly-100x20", 100, 20)}
+}
+
+// longQuantityPod is a Pod that passes every policy of the test configs but for a memory
+// limit of 450,000 digits, which its canonical form keeps: a regular expression over it
+// would cost the API server's CEL more than its per-call budget. The validating webhook's
+// conditions must send it without failing to evaluate.
+func longQuantityPod(t *testing.T) *unstructured.Unstructured {
+	t.Helper()
+	pod := map[string]any{}
+	doc := `{"apiVersion": "v1", "kind": "Pod",
+		"metadata": {"name": "long-quantity", "labels": {"app": "loom", "version": "0.9.3", "environment": "production"}},
+		"spec": {"automountServiceAccountToken": false, "restartPolicy": "Always",
+			"securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+			"containers": [{"name": "loom", "image": "ghcr.io/jordanhubbard/loom:0.9.3", "ports": [{"name": "http", "containerPort": 8081}],
+				"resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "` + strings.Repeat("123456789", 50_000) + `"}},
+				"securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}},
+				"livenessProbe": {"httpGet": {"path": "/health/live", "port": "http"}}, "readinessProbe": {"httpGet": {"path": "/health/ready", "port": "http"}},
+				"volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}],
+			"volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}]}}`
+	if err := json.Unmarshal([]byte(doc), &pod); err != nil {
+		t.Fatal(err)
+	}
+	return &unstructured.Unstructured{Object: pod}
 }
 
 // registerProbe registers the probe webhook with conds, for probeNamespace only, and waits
