@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,14 +25,23 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-func freePort(t testing.TB) int {
+// freePort returns a loopback port, free when picked.
+func freePort(t testing.TB) int { return freePorts(t, 1)[0] }
+
+// freePorts returns n distinct loopback ports, free when picked: all are held until
+// all are picked, so that the kernel cannot hand out one twice.
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // running is a Server started on loopback ports.
@@ -45,7 +56,26 @@ type running struct {
 
 func startServer(t testing.TB, o ServerOptions) *running {
 	t.Helper()
-	port, probe, metrics := freePort(t), freePort(t), freePort(t)
+	// The ports are free when picked but may be taken by another test process before the
+	// server binds them: a bind failure is retried on fresh ports, any other failure is fatal.
+	for attempt := 1; ; attempt++ {
+		r, err := tryStartServer(t, o)
+		if err == nil {
+			return r
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
+			t.Fatalf("starting the server (attempt %d): %v", attempt, err)
+		}
+		t.Logf("attempt %d: %v; retrying on other ports", attempt, err)
+	}
+}
+
+// tryStartServer starts a Server on freshly picked loopback ports and waits until it is
+// ready. It returns Start's error when the server stops before it is ready.
+func tryStartServer(t testing.TB, o ServerOptions) (*running, error) {
+	t.Helper()
+	ports := freePorts(t, 3)
+	port, probe, metrics := ports[0], ports[1], ports[2]
 	o.Host = "127.0.0.1"
 	o.Port = port
 	o.HealthProbeBindAddress = fmt.Sprintf("127.0.0.1:%d", probe)
@@ -68,16 +98,30 @@ func startServer(t testing.TB, o ServerOptions) *running {
 		metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics),
 	}
 	go func() { r.done <- srv.Start(ctx) }()
-	t.Cleanup(func() { r.stop(t) })
-	waitFor(t, "readiness", func() bool {
-		resp, err := http.Get(r.probe + "/readyz")
-		if err != nil {
-			return false
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case err := <-r.done:
+			cancel()
+			if err == nil {
+				err = errors.New("the server stopped before it was ready")
+			}
+			return nil, err
+		default:
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return r
+		if resp, err := http.Get(r.probe + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				t.Cleanup(func() { r.stop(t) })
+				return r, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			r.stop(t)
+			t.Fatal("timed out waiting for readiness")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // stop shuts the server down and returns what Start returned.
