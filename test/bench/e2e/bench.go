@@ -106,9 +106,12 @@ type bench struct {
 	client kubernetes.Interface // the load generator's: no client-side rate limit
 
 	compliant, fix, denied *corev1.Pod
+	fixedPod               *corev1.Pod // fix with loomguard's patch applied
 
 	loomguardArgs []string // the flags loomguard runs with now
 	pprofAddr     string   // loomguard's --pprof-bind-address with -profile-dir, else ""
+
+	staticPatch *staticPatch // the static-patch setup's webhook, when it is one of the setups
 }
 
 func newBench(ctx context.Context, c *cluster.Cluster, o options, logf func(string, ...any)) (*bench, error) {
@@ -133,6 +136,22 @@ func newBench(ctx context.Context, c *cluster.Cluster, o options, logf func(stri
 	}
 	if err := c.CreateNamespace(ctx, namespace); err != nil {
 		return nil, err
+	}
+	raw, err := podJSON(b.fix)
+	if err != nil {
+		return nil, err
+	}
+	patch, err := fixPatch(raw)
+	if err != nil {
+		return nil, fmt.Errorf("the fix Pod: %w", err)
+	}
+	if b.fixedPod, err = patchedPod(b.fix, patch); err != nil {
+		return nil, err
+	}
+	if slices.Contains(strings.Split(o.setups, ","), staticPatchSetup) {
+		if b.staticPatch, err = startStaticPatch(ctx); err != nil {
+			return nil, err
+		}
 	}
 	// The harness audits every 2 s with Events, for its tests; measure loomguard as shipped.
 	if err := b.restartLoomguard(ctx, nil); err != nil {
@@ -171,7 +190,7 @@ func (b *bench) restartLoomguard(ctx context.Context, args []string) error {
 }
 
 func setupNames() []string {
-	return []string{"none", "vap", "loomguard", "loomguard-no-mc", "loomguard-http1", "loomguard-http2"}
+	return []string{"none", "vap", "loomguard", "loomguard-no-mc", "loomguard-http1", "loomguard-http2", mapSetup, staticPatchSetup}
 }
 
 // apply switches the control plane to a setup and checks that it is in force: loomguard's
@@ -190,6 +209,29 @@ func (b *bench) apply(ctx context.Context, setup string) error {
 	}
 	if !wantLoomguard {
 		if err := b.c.UnregisterWebhooks(ctx); err != nil {
+			return err
+		}
+	}
+	if setup != mapSetup {
+		if err := b.applyMAP(ctx, false); err != nil {
+			return err
+		}
+	}
+	if setup != staticPatchSetup {
+		if err := b.unregisterStaticPatch(ctx); err != nil {
+			return err
+		}
+	}
+	if setup == mapSetup || setup == staticPatchSetup {
+		// Each applies the same fixes: the one in force before must be gone.
+		if err := b.waitNothingFixes(ctx); err != nil {
+			return err
+		}
+		if setup == mapSetup {
+			if err := b.applyMAP(ctx, true); err != nil {
+				return err
+			}
+		} else if err := b.staticPatch.register(ctx, b); err != nil {
 			return err
 		}
 	}
@@ -249,6 +291,22 @@ func (b *bench) waitInForce(ctx context.Context, setup string) error {
 		}
 		reviewed := after > before
 		msg := fmt.Sprint(createErr)
+		if setup == staticPatchSetup || setup == mapSetup {
+			fixErr, err := b.fixInForce(ctx)
+			if err != nil {
+				return err
+			}
+			if fixErr == nil && createErr == nil && !reviewed {
+				return nil
+			}
+			last = fmt.Sprintf("dry run of the denied Pod: %s; loomguard reviewed it: %t; the fix Pod: %v", msg, reviewed, fixErr)
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("setup %s not in force within a minute (%s)", setup, last)
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
 		// With its matchConditions in force (every loomguard setup but loomguard-no-mc),
 		// the API server no longer sends loomguard the compliant Pod.
 		compliantReviewed, err := b.reviewsOf(ctx, b.compliant)
@@ -270,6 +328,41 @@ func (b *bench) waitInForce(ctx context.Context, setup string) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// waitNothingFixes dry-run creates the fix Pod until it comes back without the fixed
+// annotation: the API server drops admission configuration asynchronously.
+func (b *bench) waitNothingFixes(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		p := b.fix.DeepCopy()
+		p.Name = "bench-in-force"
+		created, err := b.client.CoreV1().Pods(namespace).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil {
+			return fmt.Errorf("dry-run creating the fix Pod: %w", err)
+		}
+		if _, fixed := created.Annotations[fixedAnnotation]; !fixed {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("the fix Pod is still fixed a minute after every fixing setup was removed")
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// fixInForce dry-run creates the fix Pod and returns how it differs from loomguard's fix of
+// it (checkFixedPod), nil when it does not.
+func (b *bench) fixInForce(ctx context.Context) (mismatch, err error) {
+	p := b.fix.DeepCopy()
+	p.Name = "bench-in-force"
+	created, err := b.client.CoreV1().Pods(namespace).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if err != nil {
+		return nil, fmt.Errorf("dry-run creating the fix Pod: %w", err)
+	}
+	return b.checkFixedPod(created), nil
 }
 
 // reviewsOf dry-run creates a Pod and reports whether loomguard was sent a review of it.

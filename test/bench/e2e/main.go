@@ -17,7 +17,14 @@
 //   - loomguard-no-mc: the same with --match-conditions=false: every Pod is sent, as before
 //     loomguard had matchConditions;
 //   - loomguard-http1 and loomguard-http2: the same, loomguard restarted with
-//     --enable-http2=false or --enable-http2=true (not in the default set).
+//     --enable-http2=false or --enable-http2=true (not in the default set);
+//   - map: no loomguard, an in-tree MutatingAdmissionPolicy that applies loomguard's patch
+//     for the fix Pod (map.go): the in-tree yardstick of the fix workload, which is the only
+//     workload it runs (not in the default set);
+//   - static-patch: no loomguard, only a mutating webhook served by the benchmark itself that
+//     answers every Pod review with the patch loomguard computes for the fix Pod, computed
+//     once (ceiling.go): the ceiling of any patching webhook on the fix workload, which is
+//     the only workload it runs (not in the default set).
 //
 // and three workloads, each in every setup of every round:
 //
@@ -92,7 +99,7 @@ func main() {
 	flag.IntVar(&o.c, "c", 50, "concurrent creates of the client")
 	flag.IntVar(&o.replicas, "replicas", 500, "replicas of the rollout workload's Deployment (the replicaset controller creates at most 500 per sync)")
 	flag.IntVar(&o.warmup, "warmup", 100, "Pods created (and deleted) after each change of setup, not measured")
-	flag.StringVar(&o.setups, "setups", "none,vap,loomguard,loomguard-no-mc", "comma-separated setups: none, vap, loomguard, loomguard-no-mc, loomguard-http1, loomguard-http2")
+	flag.StringVar(&o.setups, "setups", "none,vap,loomguard,loomguard-no-mc", "comma-separated setups: none, vap, loomguard, loomguard-no-mc, loomguard-http1, loomguard-http2, map, static-patch")
 	flag.StringVar(&o.workloads, "workloads", "pods,rollout,fix", "comma-separated workloads: pods, rollout, fix")
 	flag.IntVar(&o.kcmQPS, "kcm-qps", 1000, "kube-controller-manager's --kube-api-qps and --kube-api-burst")
 	flag.DurationVar(&o.durationCap, "duration-cap", 40*time.Minute, "stop after this long, whatever is left")
@@ -170,6 +177,9 @@ func run(ctx context.Context, o options) error {
 				if w == "fix" && s == "vap" {
 					continue // the policy denies what loomguard would fix
 				}
+				if w != "fix" && (s == staticPatchSetup || s == mapSetup) {
+					continue // they apply the fix Pod's patch
+				}
 				r, err := b.runWorkload(ctx, w, s, round)
 				if err != nil {
 					return fmt.Errorf("round %d, %s, %s: %w", round, w, s, err)
@@ -185,8 +195,8 @@ func run(ctx context.Context, o options) error {
 		if r.failed > 0 {
 			bad = append(bad, fmt.Sprintf("%s/%s round %d: %d creates failed", r.workload, r.setup, r.round, r.failed))
 		}
-		if r.workload == "fix" && strings.HasPrefix(r.setup, "loomguard") && r.fixed != r.pods {
-			bad = append(bad, fmt.Sprintf("fix/%s round %d: loomguard fixed %d of %d Pods", r.setup, r.round, r.fixed, r.pods))
+		if r.workload == "fix" && r.setup != "none" && r.fixed != r.pods {
+			bad = append(bad, fmt.Sprintf("fix/%s round %d: %d of %d Pods fixed", r.setup, r.round, r.fixed, r.pods))
 		}
 	}
 	if len(bad) > 0 {

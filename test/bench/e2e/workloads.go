@@ -94,7 +94,7 @@ func (b *bench) runWorkload(ctx context.Context, workload, setup string, round i
 		if workload == "fix" {
 			tmpl = b.fix
 			check = func(p *corev1.Pod) {
-				if _, ok := p.Annotations[fixedAnnotation]; ok {
+				if b.checkFixedPod(p) == nil {
 					fixed.Add(1)
 				}
 			}
