@@ -3,8 +3,12 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
 )
 
 func TestParseStatCPU(t *testing.T) {
@@ -70,4 +74,97 @@ func TestMedian(t *testing.T) {
 			t.Errorf("median(%v) = %v, want %v", tt.in, got, tt.want)
 		}
 	}
+}
+
+func TestDecodeMAP(t *testing.T) {
+	p, b, err := decodeMAP("run-as-non-root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Spec.Mutations) != 1 || p.Spec.Mutations[0].JSONPatch == nil || b.Spec.PolicyName != p.Name {
+		t.Fatalf("policy with %d mutations, binding of %q; want one JSONPatch, %q", len(p.Spec.Mutations), b.Spec.PolicyName, p.Name)
+	}
+	if want := `{"` + fixedAnnotation + `": "run-as-non-root"}`; !strings.Contains(p.Spec.Mutations[0].JSONPatch.Expression, want) {
+		t.Errorf("the patch expression lacks %s", want)
+	}
+}
+
+// TestFixedPod: the fix Pod with loomguard's patch applied carries every fix, and
+// checkFixedPod accepts it with the service account token volume the API server adds, and
+// names what is missing otherwise.
+func TestFixedPod(t *testing.T) {
+	fix := decodePod(t, fixPodYAML)
+	raw, err := podJSON(fix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch, err := fixPatch(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed, err := patchedPod(fix, patch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := fixed.Spec.SecurityContext
+	if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || len(fixed.Spec.Volumes) != 1 ||
+		fixed.Spec.Containers[0].SecurityContext == nil || fixed.Annotations[fixedAnnotation] == "" {
+		t.Fatalf("the fixed Pod lacks fixes: %+v", fixed)
+	}
+	b := &bench{fix: fix, fixedPod: fixed}
+
+	created := fixed.DeepCopy()
+	created.Spec.Volumes = append([]corev1.Volume{{Name: tokenVolumePrefix + "x7k2p"}}, created.Spec.Volumes...)
+	c := &created.Spec.Containers[0]
+	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: tokenVolumePrefix + "x7k2p", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount"})
+	if err := b.checkFixedPod(created); err != nil {
+		t.Errorf("with the token volume: %v", err)
+	}
+	for _, tt := range []struct {
+		name, want string // want: in the error
+		mutate     func(p *corev1.Pod)
+	}{
+		{"no annotation", "annotation " + fixedAnnotation, func(p *corev1.Pod) { delete(p.Annotations, fixedAnnotation) }},
+		{"no runAsUser", "spec.securityContext", func(p *corev1.Pod) { p.Spec.SecurityContext.RunAsUser = nil }},
+		{"no volumes", "spec.volumes", func(p *corev1.Pod) { p.Spec.Volumes = nil }},
+		{"no readOnlyRootFilesystem", "spec.containers[0]", func(p *corev1.Pod) { p.Spec.Containers[0].SecurityContext.ReadOnlyRootFilesystem = nil }},
+		{"no volumeMounts", "spec.containers[0]", func(p *corev1.Pod) { p.Spec.Containers[0].VolumeMounts = nil }},
+		{"two containers", "2 containers, want 1", func(p *corev1.Pod) { p.Spec.Containers = append(p.Spec.Containers, p.Spec.Containers[0]) }},
+	} {
+		p := fixed.DeepCopy()
+		tt.mutate(p)
+		if err := b.checkFixedPod(p); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: checkFixedPod = %v, want an error naming %s", tt.name, err, tt.want)
+		}
+	}
+	if err := b.checkFixedPod(fix); err == nil {
+		t.Error("checkFixedPod accepts the unfixed Pod")
+	}
+}
+
+func TestReviewUID(t *testing.T) {
+	for _, tt := range []struct {
+		body string
+		uid  string
+		ok   bool
+	}{
+		{`{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"uid":"705ab4f5-6393-11e8","kind":{}}}`, "705ab4f5-6393-11e8", true},
+		{`{"request":{"kind":{},"uid":"x"}}`, "", false}, // not where kube-apiserver puts it: decoded instead
+		{`{"request":{"uid":""}}`, "", false},
+		{`{"request":{"uid":"` + strings.Repeat("a", 65) + `"}}`, "", false},
+	} {
+		uid, ok := reviewUID([]byte(tt.body))
+		if string(uid) != tt.uid || ok != tt.ok {
+			t.Errorf("reviewUID(%s) = %q, %t; want %q, %t", tt.body, uid, ok, tt.uid, tt.ok)
+		}
+	}
+}
+
+func decodePod(t *testing.T, doc string) *corev1.Pod {
+	t.Helper()
+	var pod corev1.Pod
+	if err := yaml.UnmarshalStrict([]byte(doc), &pod); err != nil {
+		t.Fatal(err)
+	}
+	return &pod
 }

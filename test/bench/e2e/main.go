@@ -20,11 +20,11 @@
 //     --enable-http2=false or --enable-http2=true (not in the default set);
 //   - map: no loomguard, an in-tree MutatingAdmissionPolicy that applies loomguard's patch
 //     for the fix Pod (map.go): the in-tree yardstick of the fix workload, which is the only
-//     workload it runs (not in the default set);
+//     workload it runs;
 //   - static-patch: no loomguard, only a mutating webhook served by the benchmark itself that
 //     answers every Pod review with the patch loomguard computes for the fix Pod, computed
 //     once (ceiling.go): the ceiling of any patching webhook on the fix workload, which is
-//     the only workload it runs (not in the default set).
+//     the only workload it runs.
 //
 // and three workloads, each in every setup of every round:
 //
@@ -99,7 +99,7 @@ func main() {
 	flag.IntVar(&o.c, "c", 50, "concurrent creates of the client")
 	flag.IntVar(&o.replicas, "replicas", 500, "replicas of the rollout workload's Deployment (the replicaset controller creates at most 500 per sync)")
 	flag.IntVar(&o.warmup, "warmup", 100, "Pods created (and deleted) after each change of setup, not measured")
-	flag.StringVar(&o.setups, "setups", "none,vap,loomguard,loomguard-no-mc", "comma-separated setups: none, vap, loomguard, loomguard-no-mc, loomguard-http1, loomguard-http2, map, static-patch")
+	flag.StringVar(&o.setups, "setups", "none,vap,loomguard,loomguard-no-mc,map,static-patch", "comma-separated setups: none, vap, loomguard, loomguard-no-mc, loomguard-http1, loomguard-http2, map, static-patch")
 	flag.StringVar(&o.workloads, "workloads", "pods,rollout,fix", "comma-separated workloads: pods, rollout, fix")
 	flag.IntVar(&o.kcmQPS, "kcm-qps", 1000, "kube-controller-manager's --kube-api-qps and --kube-api-burst")
 	flag.DurationVar(&o.durationCap, "duration-cap", 40*time.Minute, "stop after this long, whatever is left")
