@@ -97,7 +97,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds (each runs every workload in every setup)")
 	flag.IntVar(&o.pods, "pods", 1000, "Pods the client creates per run of the pods and fix workloads")
 	flag.IntVar(&o.c, "c", 50, "concurrent creates of the client")
-	flag.IntVar(&o.replicas, "replicas", 500, "replicas of the rollout workload's Deployment (the replicaset controller creates at most 500 per sync)")
+	flag.IntVar(&o.replicas, "replicas", 2000, "replicas of the rollout workload's Deployment (the replicaset controller creates at most 500 per sync: 2,000 take several syncs, so that a round outlasts the controllers' slow start)")
 	flag.IntVar(&o.warmup, "warmup", 100, "Pods created (and deleted) after each change of setup, not measured")
 	flag.StringVar(&o.setups, "setups", "none,vap,loomguard,loomguard-no-mc,map,static-patch", "comma-separated setups: none, vap, loomguard, loomguard-no-mc, loomguard-http1, loomguard-http2, map, static-patch")
 	flag.StringVar(&o.workloads, "workloads", "pods,rollout,fix", "comma-separated workloads: pods, rollout, fix")
