@@ -86,9 +86,9 @@ func tryStartServer(t testing.TB, o ServerOptions) (*running, error) {
 	if o.Now == nil {
 		o.Now = testClock
 	}
-	srv, err := NewServer(o)
+	srv, err := NewServer(o) // with a RESTConfig the manager binds the probe port here
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{
@@ -98,19 +98,31 @@ func tryStartServer(t testing.TB, o ServerOptions) (*running, error) {
 		metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics),
 	}
 	go func() { r.done <- srv.Start(ctx) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	stopped := func() (bool, error) {
 		select {
 		case err := <-r.done:
 			cancel()
 			if err == nil {
 				err = errors.New("the server stopped before it was ready")
 			}
-			return nil, err
+			return true, err
 		default:
+			return false, nil
 		}
-		if resp, err := http.Get(r.probe + "/readyz"); err == nil {
+	}
+	probeClient := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if ok, err := stopped(); ok {
+			return nil, err
+		}
+		if resp, err := probeClient.Get(r.probe + "/readyz"); err == nil {
 			resp.Body.Close()
+			// Another process may hold the probe port and answer: ready only if this
+			// server is still running.
+			if ok, err := stopped(); ok {
+				return nil, err
+			}
 			if resp.StatusCode == http.StatusOK {
 				t.Cleanup(func() { r.stop(t) })
 				return r, nil

@@ -112,9 +112,10 @@ type bench struct {
 	pprofAddr     string   // loomguard's --pprof-bind-address with -profile-dir, else ""
 
 	staticPatch *staticPatch // the static-patch setup's webhook, when it is one of the setups
+	setup       string       // the setup in force, "" while switching
 }
 
-func newBench(ctx context.Context, c *cluster.Cluster, o options, logf func(string, ...any)) (*bench, error) {
+func newBench(ctx context.Context, c *cluster.Cluster, o options, setups []string, logf func(string, ...any)) (*bench, error) {
 	cfg := c.RESTConfig()
 	cfg.QPS, cfg.Burst = 1e6, 1e6
 	cfg.UserAgent = "loomguard-bench-e2e"
@@ -148,7 +149,7 @@ func newBench(ctx context.Context, c *cluster.Cluster, o options, logf func(stri
 	if b.fixedPod, err = patchedPod(b.fix, patch); err != nil {
 		return nil, err
 	}
-	if slices.Contains(strings.Split(o.setups, ","), staticPatchSetup) {
+	if slices.Contains(setups, staticPatchSetup) {
 		if b.staticPatch, err = startStaticPatch(ctx); err != nil {
 			return nil, err
 		}
@@ -222,11 +223,18 @@ func (b *bench) apply(ctx context.Context, setup string) error {
 			return err
 		}
 	}
-	if setup == mapSetup || setup == staticPatchSetup {
-		// Each applies the same fixes: the one in force before must be gone.
+	isFixer := func(s string) bool { return s == mapSetup || s == staticPatchSetup }
+	if isFixer(setup) || isFixer(b.setup) {
+		// The API server drops configurations asynchronously: before a fixing setup, and
+		// after one, nothing may fix the fix Pod any more (loomguard's webhooks are not
+		// registered in either case at this point), or the next setup would be measured
+		// with the last one still applying its fixes.
 		if err := b.waitNothingFixes(ctx); err != nil {
 			return err
 		}
+	}
+	b.setup = ""
+	if isFixer(setup) {
 		if setup == mapSetup {
 			if err := b.applyMAP(ctx, true); err != nil {
 				return err
@@ -269,6 +277,7 @@ func (b *bench) apply(ctx context.Context, setup string) error {
 	if err := b.waitInForce(ctx, setup); err != nil {
 		return err
 	}
+	b.setup = setup
 	return b.warmUp(ctx)
 }
 
@@ -378,6 +387,15 @@ func (b *bench) reviewsOf(ctx context.Context, pod *corev1.Pod) (bool, error) {
 	}
 	after, err := b.loomguardReviews(ctx)
 	return after > before, err
+}
+
+// reviews is the count of admission reviews the setup's webhooks got: the static-patch
+// webhook's own in that setup, else loomguard's (zero without it).
+func (b *bench) reviews(ctx context.Context, setup string) (float64, error) {
+	if setup == staticPatchSetup {
+		return float64(b.staticPatch.reviews.Load()), nil
+	}
+	return b.loomguardReviews(ctx)
 }
 
 // loomguardReviews is loomguard's count of admission requests, both webhooks.

@@ -17,7 +17,6 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,9 +59,7 @@ type staticPatch struct {
 	url     string // https://127.0.0.1:<port>/mutate
 	reviews atomic.Int64
 	srv     *http.Server
-
-	mu    sync.Mutex
-	patch []byte // the JSON patch (RFC 6902), computed from the first review
+	patch   atomic.Pointer[[]byte] // the JSON patch (RFC 6902), computed from the first review
 }
 
 // startStaticPatch serves the webhook on a loopback port until ctx ends.
@@ -194,10 +191,8 @@ func (s *staticPatch) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // loomguard's fixed annotation (fixed by another setup that the API server has not yet
 // dropped), else the patch computed from the first such object.
 func (s *staticPatch) patchFor(body []byte) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.patch != nil && !bytes.Contains(body, []byte(fixedAnnotationJSON)) {
-		return s.patch, nil
+	if p := s.patch.Load(); p != nil && !bytes.Contains(body, []byte(fixedAnnotationJSON)) {
+		return *p, nil
 	}
 	var review admissionv1.AdmissionReview
 	if err := json.Unmarshal(body, &review); err != nil || review.Request == nil {
@@ -210,12 +205,15 @@ func (s *staticPatch) patchFor(body []byte) ([]byte, error) {
 	if _, ok := pod.Annotations[fixedAnnotation]; ok {
 		return nil, nil
 	}
+	if p := s.patch.Load(); p != nil {
+		return *p, nil
+	}
 	p, err := fixPatch(review.Request.Object.Raw)
 	if err != nil {
 		return nil, err
 	}
-	s.patch = p
-	return p, nil
+	s.patch.CompareAndSwap(nil, &p)
+	return *s.patch.Load(), nil
 }
 
 // reviewUID finds request.uid in an AdmissionReview without decoding the object, where

@@ -23,10 +23,10 @@
 //     workload it runs;
 //   - static-patch: no loomguard, only a mutating webhook served by the benchmark itself that
 //     answers every Pod review with the patch loomguard computes for the fix Pod, computed
-//     once (ceiling.go): the ceiling of any patching webhook on the fix workload, which is
-//     the only workload it runs.
+//     once (ceiling.go): the most a webhook returning that patch can reach on the fix
+//     workload, on the cores it shares with the control plane; the only workload it runs.
 //
-// and three workloads, each in every setup of every round:
+// and three workloads, run in every round, each in the setups it applies to:
 //
 //   - pods: -pods compliant Loom Pods created by a client-go load generator, -c at a time;
 //     latency is the client's;
@@ -35,8 +35,9 @@
 //     client rate limit does not hide admission); throughput runs from the Deployment's
 //     create to the last Pod's, latency is the API server's for each Pod create by the
 //     replicaset controller (from its audit log);
-//   - fix: -pods Pods that loomguard's mutating webhook must fix (no security context);
-//     only for the setups that can admit them (none and loomguard: the vap denies them).
+//   - fix: -pods Pods that loomguard's mutating webhook must fix (no security context), in
+//     every setup but vap (whose policy denies them); every created Pod is checked against
+//     the fix Pod with loomguard's patch applied (checkFixedPod).
 //
 // With -profile-dir, loomguard serves Go's pprof endpoints on a loopback port, kube-apiserver
 // runs with --profiling, and the benchmark writes CPU profiles of the first -profile-seconds
@@ -94,7 +95,7 @@ type options struct {
 
 func main() {
 	var o options
-	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds (each runs every workload in every setup)")
+	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds (each runs every workload in every setup it applies to)")
 	flag.IntVar(&o.pods, "pods", 1000, "Pods the client creates per run of the pods and fix workloads")
 	flag.IntVar(&o.c, "c", 50, "concurrent creates of the client")
 	flag.IntVar(&o.replicas, "replicas", 2000, "replicas of the rollout workload's Deployment (the replicaset controller creates at most 500 per sync: 2,000 take several syncs, so that a round outlasts the controllers' slow start)")
@@ -158,7 +159,7 @@ func run(ctx context.Context, o options) error {
 		}
 	}()
 
-	b, err := newBench(ctx, c, o, logf)
+	b, err := newBench(ctx, c, o, setups, logf)
 	if err != nil {
 		return err
 	}
@@ -197,6 +198,9 @@ func run(ctx context.Context, o options) error {
 		}
 		if r.workload == "fix" && r.setup != "none" && r.fixed != r.pods {
 			bad = append(bad, fmt.Sprintf("fix/%s round %d: %d of %d Pods fixed", r.setup, r.round, r.fixed, r.pods))
+		}
+		if r.workload == "fix" && r.setup == "none" && r.fixed > 0 {
+			bad = append(bad, fmt.Sprintf("fix/none round %d: %d Pods fixed without admission (a fixing setup was still in force)", r.round, r.fixed))
 		}
 	}
 	if len(bad) > 0 {

@@ -82,7 +82,7 @@ func (r result) print() {
 // runWorkload runs one workload in the setup in force and cleans up after it.
 func (b *bench) runWorkload(ctx context.Context, workload, setup string, round int) (result, error) {
 	r := result{workload: workload, setup: setup, round: round}
-	reviews0, err := b.loomguardReviews(ctx)
+	reviews0, err := b.reviews(ctx, setup)
 	if err != nil {
 		return r, err
 	}
@@ -94,7 +94,7 @@ func (b *bench) runWorkload(ctx context.Context, workload, setup string, round i
 		if workload == "fix" {
 			tmpl = b.fix
 			check = func(p *corev1.Pod) {
-				if b.checkFixedPod(p) == nil {
+				if _, ok := p.Annotations[fixedAnnotation]; ok && b.checkFixedPod(p) == nil {
 					fixed.Add(1)
 				}
 			}
@@ -125,7 +125,7 @@ func (b *bench) runWorkload(ctx context.Context, workload, setup string, round i
 	for p, t := range r.cpu {
 		r.cpu[p] = t - cpu0[p]
 	}
-	reviews1, err := b.loomguardReviews(ctx)
+	reviews1, err := b.reviews(ctx, setup)
 	if err != nil {
 		return r, err
 	}
