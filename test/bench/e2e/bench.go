@@ -194,6 +194,19 @@ func setupNames() []string {
 	return []string{"none", "vap", "loomguard", "loomguard-no-mc", "loomguard-http1", "loomguard-http2", mapSetup, staticPatchSetup}
 }
 
+// isFixer says whether a setup fixes the fix Pod without loomguard.
+func isFixer(setup string) bool { return setup == mapSetup || setup == staticPatchSetup }
+
+// waitsForNothingFixing says whether switching from setup prev ("" when unknown) to next
+// must wait, once the setups not wanted are removed, until nothing fixes the fix Pod: the
+// API server drops admission configuration asynchronously, so before a fixing setup, and
+// after one, the last one could still apply its fixes (loomguard's webhooks are not
+// registered then in either case). A setup that stays (the last of a round and the first
+// of the next) is kept as it is, so there is nothing to wait for.
+func waitsForNothingFixing(prev, next string) bool {
+	return (isFixer(prev) || isFixer(next)) && prev != next
+}
+
 // apply switches the control plane to a setup and checks that it is in force: loomguard's
 // webhooks called or not, the policy denying or not.
 func (b *bench) apply(ctx context.Context, setup string) error {
@@ -223,13 +236,7 @@ func (b *bench) apply(ctx context.Context, setup string) error {
 			return err
 		}
 	}
-	isFixer := func(s string) bool { return s == mapSetup || s == staticPatchSetup }
-	if (isFixer(setup) || isFixer(b.setup)) && setup != b.setup {
-		// The API server drops configurations asynchronously: before a fixing setup, and
-		// after one, nothing may fix the fix Pod any more (loomguard's webhooks are not
-		// registered in either case at this point), or the next setup would be measured
-		// with the last one still applying its fixes. A setup that stays (the last of a
-		// round and the first of the next) is kept as it is.
+	if waitsForNothingFixing(b.setup, setup) {
 		if err := b.waitNothingFixes(ctx); err != nil {
 			return err
 		}

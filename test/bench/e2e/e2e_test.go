@@ -168,3 +168,25 @@ func decodePod(t *testing.T, doc string) *corev1.Pod {
 	}
 	return &pod
 }
+
+func TestWaitsForNothingFixing(t *testing.T) {
+	for _, tt := range []struct {
+		prev, next string
+		want       bool
+	}{
+		{"", "none", false},
+		{"none", "loomguard", false},
+		{"loomguard", "loomguard-no-mc", false},
+		{"", mapSetup, true},
+		{"loomguard", staticPatchSetup, true},
+		{mapSetup, staticPatchSetup, true},
+		{staticPatchSetup, "none", true},
+		{mapSetup, "loomguard", true},
+		{staticPatchSetup, staticPatchSetup, false}, // kept from one round to the next
+		{mapSetup, mapSetup, false},
+	} {
+		if got := waitsForNothingFixing(tt.prev, tt.next); got != tt.want {
+			t.Errorf("waitsForNothingFixing(%q, %q) = %t, want %t", tt.prev, tt.next, got, tt.want)
+		}
+	}
+}
