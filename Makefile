@@ -58,6 +58,8 @@ fuzz: ## run each fuzzer for FUZZTIME (default 1m; their seed corpora run in eve
 	go test ./cmd/loomguard -run '^$$' -fuzz '^FuzzInputReader$$' -fuzztime $(FUZZTIME) -parallel 1
 	go test ./policies -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) -parallel 1
 	go test ./policies -run '^$$' -fuzz '^FuzzEngine$$' -fuzztime $(FUZZTIME) -parallel 1
+	go test ./mutation -run '^$$' -fuzz '^FuzzDecodeJSON$$' -fuzztime $(FUZZTIME) -parallel 1
+	go test ./mutation -run '^$$' -fuzz '^FuzzDiffJSON$$' -fuzztime $(FUZZTIME) -parallel 1
 
 bench: ## engine and handler benchmarks
 	go test -run '^$$' -bench . -benchmem ./policies ./webhook ./audit ./cmd/loomguard

@@ -158,6 +158,7 @@ func diffValues(a, b any) []jsonpatch.Operation {
 type differ struct {
 	tokens []string
 	ops    []jsonpatch.Operation
+	dec    *jsontext.Decoder // diffJSON's, reused for every object and array it reads
 }
 
 // emit records an operation at the current member.
@@ -286,4 +287,282 @@ func EncodePatch(ops []jsonpatch.Operation) ([]byte, error) {
 	}
 	b.WriteByte(']')
 	return b.Bytes(), nil
+}
+
+// diffJSON returns the operations that turn document a into the JSON document b, both
+// without the member at the path of member names a.prune (none when it is empty): the
+// operations of diffValues(decodePruned(a.data, a.prune), decodePruned(b, a.prune)), with
+// their values decoded as decodeJSON decodes them. It decodes only where the two documents differ: an object's
+// members and an array's elements are read as raw values, and a value spelled alike in both
+// is skipped unread. A fixed object's encoding differs from the API server's original only
+// where a fix changed it (an API server's encoding of the same types round-trips byte for
+// byte), so the comparison costs little more than reading both documents once.
+//
+// A document the tokenizer refuses (invalid UTF-8, malformed JSON) is compared as
+// decodePruned reads it, a.data decoded once for all the calls that need it. Time is
+// linear in the size of the documents times their depth.
+func diffJSON(a *document, b []byte) ([]jsonpatch.Operation, error) {
+	d := differ{}
+	// Documents of two kinds are read whole, so that what decodePruned refuses is refused;
+	// so are objects that begin with different members, which two encoders wrote (see
+	// rawObjects), without a first scan.
+	if rawKind(a.data) != rawKind(b) || firstName(a.data) != firstName(b) || d.raw(a.data, b, a.prune) != nil {
+		at, err := a.decodedTree()
+		if err != nil {
+			return nil, err
+		}
+		bt, err := decodePruned(b, a.prune)
+		if err != nil {
+			return nil, err
+		}
+		return diffValues(at, bt), nil
+	}
+	return d.ops, nil
+}
+
+// document is a JSON document compared by diffJSON, without the member at the path of
+// member names prune, with its decoding (decodePruned) kept once it is needed.
+type document struct {
+	data  []byte
+	prune []string
+
+	tree    any
+	err     error
+	decoded bool
+}
+
+// decodedTree returns decodePruned(d.data, d.prune), decoding it the first time only.
+func (d *document) decodedTree() (any, error) {
+	if !d.decoded {
+		d.tree, d.err = decodePruned(d.data, d.prune)
+		d.decoded = true
+	}
+	return d.tree, d.err
+}
+
+// firstName is the name of the first member of the JSON object v, or "" when v is no object
+// or has none.
+func firstName(v []byte) string {
+	dec := jsontext.NewDecoder(bytes.NewBuffer(v), jsontext.AllowDuplicateNames(true))
+	if t, err := dec.ReadToken(); err != nil || t.Kind() != '{' {
+		return ""
+	}
+	if t, err := dec.ReadToken(); err == nil && t.Kind() == '"' {
+		return t.String()
+	}
+	return ""
+}
+
+// rawKind is a raw JSON value's kind as decodeJSON's types tell them apart: '{', '[', '"',
+// 'b' (true or false), 'n' (null) or '0' (a number).
+func rawKind(v []byte) byte {
+	switch k := jsontext.Value(v).Kind(); k {
+	case 't', 'f':
+		return 'b'
+	default:
+		return byte(k)
+	}
+}
+
+// raw is values on raw JSON values, decoding only what differs.
+func (d *differ) raw(a, b []byte, prune []string) error {
+	if bytes.Equal(a, b) {
+		return nil
+	}
+	ka, kb := rawKind(a), rawKind(b)
+	if ka != kb {
+		v, err := decodePruned(b, prune)
+		if err != nil {
+			return err
+		}
+		d.emit("replace", v)
+		return nil
+	}
+	switch ka {
+	case '{':
+		return d.rawObjects(a, b, prune)
+	case '[':
+		return d.rawArrays(a, b)
+	}
+	av, err := decodeJSON(a) // a null, too, is read: the document may be no JSON at all
+	if err != nil {
+		return err
+	}
+	bv, err := decodeJSON(b)
+	if err != nil {
+		return err
+	}
+	if av != bv { // nil, string, bool or json.Number: comparable
+		d.emit("replace", bv)
+	}
+	return nil
+}
+
+func (d *differ) rawObjects(a, b []byte, prune []string) error {
+	am, aNames, err := d.rawMembers(a)
+	if err != nil {
+		return err
+	}
+	bm, bNames, err := d.rawMembers(b)
+	if err != nil {
+		return err
+	}
+	if !sameOrder(aNames, bNames, bm) {
+		// Written by two encoders (a YAML file's members come sorted, a Go type's in field
+		// order): their values rarely match byte for byte, and descending lazily would
+		// rescan each level. Decoded whole, as diffValues compares them.
+		av, err := decodePruned(a, prune)
+		if err != nil {
+			return err
+		}
+		bv, err := decodePruned(b, prune)
+		if err != nil {
+			return err
+		}
+		d.values(av, bv)
+		return nil
+	}
+	inner := func(name string) (skip bool, rest []string) {
+		if len(prune) == 0 || name != prune[0] {
+			return false, nil
+		}
+		return len(prune) == 1, prune[1:]
+	}
+	for k, bv := range bm {
+		skip, rest := inner(k)
+		if skip {
+			continue
+		}
+		av, ok := am[k]
+		if !ok {
+			v, err := decodePruned(bv, rest)
+			if err != nil {
+				return err
+			}
+			d.emitChild("add", escapeToken(k), v)
+			continue
+		}
+		d.tokens = append(d.tokens, escapeToken(k))
+		err := d.raw(av, bv, rest)
+		d.tokens = d.tokens[:len(d.tokens)-1]
+		if err != nil {
+			return err
+		}
+	}
+	for k := range am {
+		if skip, _ := inner(k); skip {
+			continue
+		}
+		if _, ok := bm[k]; !ok {
+			d.emitChild("remove", escapeToken(k), nil)
+		}
+	}
+	return nil
+}
+
+func (d *differ) rawArrays(a, b []byte) error {
+	ae, err := d.rawElements(a)
+	if err != nil {
+		return err
+	}
+	be, err := d.rawElements(b)
+	if err != nil {
+		return err
+	}
+	n := min(len(ae), len(be))
+	for i := len(ae) - 1; i >= n; i-- {
+		d.emitChild("remove", strconv.Itoa(i), nil)
+	}
+	for i := n; i < len(be); i++ {
+		v, err := decodeJSON(be[i])
+		if err != nil {
+			return err
+		}
+		d.emitChild("add", strconv.Itoa(i), v)
+	}
+	for i := range n {
+		d.tokens = append(d.tokens, strconv.Itoa(i))
+		err := d.raw(ae[i], be[i], nil)
+		d.tokens = d.tokens[:len(d.tokens)-1]
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decoder returns d's decoder, reading v afresh (in place: see decodePruned).
+func (d *differ) decoder(v []byte) *jsontext.Decoder {
+	if d.dec == nil {
+		d.dec = jsontext.NewDecoder(bytes.NewBuffer(v), jsontext.AllowDuplicateNames(true))
+	} else {
+		d.dec.Reset(bytes.NewBuffer(v), jsontext.AllowDuplicateNames(true))
+	}
+	return d.dec
+}
+
+// rawMembers returns the members of the JSON object v by name, each value as the bytes of v
+// that spell it, and their names in order; of duplicate names the last wins, as with
+// encoding/json.
+func (d *differ) rawMembers(v []byte) (map[string][]byte, []string, error) {
+	dec := d.decoder(v)
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, nil, err
+	}
+	m := map[string][]byte{}
+	var names []string
+	for dec.PeekKind() != '}' {
+		t, err := dec.ReadToken()
+		if err != nil {
+			return nil, nil, err
+		}
+		name := t.String()
+		val, err := dec.ReadValue()
+		if err != nil {
+			return nil, nil, err
+		}
+		end := int(dec.InputOffset())
+		m[name] = v[end-len(val) : end : end]
+		names = append(names, name)
+	}
+	_, err := dec.ReadToken()
+	return m, names, err
+}
+
+// sameOrder says whether the names that a and b (b's members by name in bm) both have
+// come in the same order in each.
+func sameOrder(a, b []string, bm map[string][]byte) bool {
+	j := 0
+	for _, name := range a {
+		if _, ok := bm[name]; !ok {
+			continue
+		}
+		for j < len(b) && b[j] != name {
+			j++
+		}
+		if j == len(b) {
+			return false
+		}
+		j++
+	}
+	return true
+}
+
+// rawElements returns the elements of the JSON array v, each as the bytes of v that spell it.
+func (d *differ) rawElements(v []byte) ([][]byte, error) {
+	dec := d.decoder(v)
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for dec.PeekKind() != ']' {
+		val, err := dec.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		end := int(dec.InputOffset())
+		out = append(out, v[end-len(val):end:end])
+	}
+	_, err := dec.ReadToken()
+	return out, err
 }

@@ -365,6 +365,9 @@ func TestDiffValuesMatchesCreatePatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		assertDiffLikeCreatePatch(t, name+" fixed", raw, current)
+		// As the API server sends it (its members in Go field order, as the fixed object's):
+		// diffJSON descends lazily, comparing raw values.
+		assertDiffLikeCreatePatch(t, name+" encoded as the API server does, fixed", same, current)
 	}
 }
 
@@ -383,12 +386,101 @@ func assertDiffLikeCreatePatch(t *testing.T, name string, a, b []byte) {
 		t.Fatal(err)
 	}
 	got := diffValues(at, bt)
+	if len(got) != 0 || len(want) != 0 {
+		if !reflect.DeepEqual(sortedOps(got), sortedOps(want)) {
+			t.Errorf("%s: diffValues = %v, CreatePatch = %v", name, got, want)
+		}
+	}
+	assertDiffJSONLikeDiffValues(t, name, a, b, nil)
+	assertDiffJSONLikeDiffValues(t, name+" without metadata.managedFields", a, b, []string{"metadata", "managedFields"})
+}
+
+// assertDiffJSONLikeDiffValues fails unless diffJSON(a, b, prune) returns the operations of
+// diffValues on the documents as decodePruned decodes them.
+func assertDiffJSONLikeDiffValues(t testing.TB, name string, a, b []byte, prune []string) {
+	t.Helper()
+	at, errA := decodePruned(a, prune)
+	bt, errB := decodePruned(b, prune)
+	got, err := diffJSON(&document{data: a, prune: prune}, b)
+	if errA != nil || errB != nil {
+		if err == nil && !bytes.Equal(a, b) {
+			t.Errorf("%s: diffJSON read what decodePruned refuses (%v, %v)", name, errA, errB)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("%s: diffJSON: %v", name, err)
+	}
+	want := diffValues(at, bt)
 	if len(got) == 0 && len(want) == 0 {
 		return
 	}
 	if !reflect.DeepEqual(sortedOps(got), sortedOps(want)) {
-		t.Errorf("%s: diffValues = %v, CreatePatch = %v", name, got, want)
+		t.Errorf("%s (prune %v): diffJSON = %v, diffValues = %v", name, prune, got, want)
 	}
+}
+
+// TestDiffJSON: documents that differ only in spelling (whitespace, member order, escapes,
+// duplicate names) yield no operation, as their decodings are equal; and whatever they
+// differ in, diffJSON agrees with diffValues, with and without a pruned member.
+func TestDiffJSON(t *testing.T) {
+	for _, p := range diffJSONPairs() {
+		assertDiffJSONLikeDiffValues(t, p[0]+" → "+p[1], []byte(p[0]), []byte(p[1]), nil)
+		assertDiffJSONLikeDiffValues(t, p[0]+" → "+p[1], []byte(p[0]), []byte(p[1]), []string{"metadata", "managedFields"})
+	}
+	for _, p := range [][2]string{
+		{`{"a":1,"b":[1,2]}`, `{ "b" : [1, 2], "a" : 1 }`},
+		{`{"a":"A"}`, `{"a":"\u0041"}`},
+		{`{"a":1,"a":2}`, `{"a":2}`},
+		{`{"metadata":{"managedFields":[1]}}`, `{"metadata":{"managedFields":[2,3]}}`},
+	} {
+		if ops, err := diffJSON(&document{data: []byte(p[0]), prune: []string{"metadata", "managedFields"}}, []byte(p[1])); err != nil || len(ops) != 0 {
+			t.Errorf("diffJSON(%s, %s) = %v, %v; want no operation", p[0], p[1], ops, err)
+		}
+	}
+}
+
+// diffJSONPairs are pairs of documents of every shape diffJSON tells apart.
+func diffJSONPairs() [][2]string {
+	return [][2]string{
+		{`{}`, `{}`},
+		{`{"a":1}`, `{"a":1.0}`},
+		{`{"a":1}`, `{"a":"1"}`},
+		{`{"a":null}`, `{}`},
+		{`{}`, `{"a":null}`},
+		{`{"a":{"b":1}}`, `{"a":[1]}`},
+		{`{"a":[1,2,3]}`, `{"a":[1]}`},
+		{`{"a":[1]}`, `{"a":[3,2,1]}`},
+		{`{"a":[{"x":1},{"y":2}]}`, `{"a":[{"x":2},{"y":2,"z":null}]}`},
+		{`{"a/b":{"c~d":1,"":2}}`, `{"a/b":{"c~d":2,"":3,"e/~":4}}`},
+		{`{"t":true,"f":false}`, `{"t":false,"f":false}`},
+		{`{"a":"x"}`, `{"a":"\u0078y"}`},
+		{`{"a":true}`, `{"a":null}`},
+		{`{"a":1,"a":{"b":2}}`, `{"a":{"b":3}}`},
+		{`{"metadata":{"managedFields":[1],"name":"x"}}`, `{"metadata":{"managedFields":[2],"name":"y"}}`},
+		{`{"metadata":{"name":"x"}}`, `{"metadata":{"managedFields":[2],"name":"x","labels":{"a":"b"}}}`},
+		{`{}`, `{"metadata":{"managedFields":[2],"name":"x"}}`},
+		{`{"metadata":[1]}`, `{"metadata":{"managedFields":[2]}}`},
+		{`{"metadata":{"managedFields":{"a":1}}}`, `{"metadata":null}`},
+		{`[1,2]`, `[1,2,3]`},
+		{`{"a":1}`, `[1]`},
+		{`"x"`, `"y"`},
+		{`null`, `{"a":1}`},
+		{` {"a": [ {"b": 1} ] } `, `{"a":[{"b":2}]}`},
+	}
+}
+
+// FuzzDiffJSON holds diffJSON to diffValues on any two documents.
+//
+//	go test ./mutation -run '^$' -fuzz FuzzDiffJSON -fuzztime 5m -parallel 1
+func FuzzDiffJSON(f *testing.F) {
+	for _, p := range diffJSONPairs() {
+		f.Add([]byte(p[0]), []byte(p[1]))
+	}
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		assertDiffJSONLikeDiffValues(t, fmt.Sprintf("%q → %q", a, b), a, b, nil)
+		assertDiffJSONLikeDiffValues(t, fmt.Sprintf("%q → %q", a, b), a, b, []string{"metadata", "managedFields"})
+	})
 }
 
 // TestEncodePatch holds EncodePatch to json.Marshal on operations of every shape, including

@@ -71,10 +71,12 @@ func Unfixable(w *policies.Workload) string {
 // to "1", a field newer than loomguard's API types) is left out, so raw keeps its own
 // spelling everywhere a fix did not touch. The operations are in a stable order.
 //
-// Time and memory are linear in the size of raw: raw is decoded to maps once and compared
-// (diffValues) with the fixed object's encoding and, unless it encodes to raw itself, with
-// the round trip's; each without metadata.managedFields, which no fix touches and which are
-// only scanned (decodeObject).
+// raw is compared with the fixed object's encoding and, unless it encodes to raw itself,
+// with the round trip's (diffJSON), each without metadata.managedFields, which no fix
+// touches: only the members and elements that the two spell differently are decoded, the
+// rest is scanned. Time is linear in the size of raw times the depth of the object's Go
+// types (a member is rescanned once per enclosing value that differs; values only one
+// document has are not descended into); memory is linear in the size of raw.
 func Apply(e *policies.Engine, w *policies.Workload, raw []byte, namespace string) (Result, error) {
 	original := w.Object.DeepCopyObject()
 	fixed := e.Mutate(w, namespace)
@@ -89,14 +91,12 @@ func Apply(e *policies.Engine, w *policies.Workload, raw []byte, namespace strin
 	if err != nil {
 		return Result{}, fmt.Errorf("encoding fixed %s: %w", w.Kind.Kind, err)
 	}
-	// raw is decoded to maps once and compared with both encodings, managedFields left out.
-	rawTree, err := decodeObject(raw)
+	// raw is compared with both encodings, managedFields left out (decodeObject), decoding
+	// only where they differ.
+	doc := &document{data: raw, prune: []string{"metadata", "managedFields"}}
+	ops, err := diffJSON(doc, current)
 	if err != nil {
-		return Result{}, fmt.Errorf("computing patch for %s: decoding the original: %w", w.Kind.Kind, err)
-	}
-	currentTree, err := decodeObject(current)
-	if err != nil {
-		return Result{}, fmt.Errorf("computing patch for %s: decoding the fixed object: %w", w.Kind.Kind, err)
+		return Result{}, fmt.Errorf("computing patch for %s: comparing the original with the fixed object: %w", w.Kind.Kind, err)
 	}
 	// What the typed round trip alone makes of raw, with no fix applied.
 	same, err := json.Marshal(original)
@@ -105,13 +105,11 @@ func Apply(e *policies.Engine, w *policies.Workload, raw []byte, namespace strin
 	}
 	var noise []jsonpatch.Operation
 	if !bytes.Equal(raw, same) { // an API server's encoding of the same types round-trips unchanged
-		sameTree, err := decodeObject(same)
-		if err != nil {
-			return Result{}, fmt.Errorf("computing patch for %s: decoding the original's encoding: %w", w.Kind.Kind, err)
+		if noise, err = diffJSON(doc, same); err != nil {
+			return Result{}, fmt.Errorf("computing patch for %s: comparing the original with its round trip: %w", w.Kind.Kind, err)
 		}
-		noise = diffValues(rawTree, sameTree)
 	}
-	return Result{Fixed: fixed, Patch: relevant(diffValues(rawTree, currentTree), noise), Original: original}, nil
+	return Result{Fixed: fixed, Patch: relevant(ops, noise), Original: original}, nil
 }
 
 // relevant keeps the operations that carry a fix, in a stable order. Fixes only add and set
