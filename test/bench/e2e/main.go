@@ -57,7 +57,7 @@
 // workload and setup, the medians over the rounds and the median of the per-round ratios
 // to no admission.
 //
-//	make build tools && go run ./test/bench/e2e -rounds 3
+//	make build tools && go run ./test/bench/e2e
 //
 // It only ever talks to loopback addresses, creates at most rounds × setups × (2 × -pods
 // + -replicas + -warmup) Pods, deletes them after each run, and stops after -duration-cap.
@@ -95,7 +95,7 @@ type options struct {
 
 func main() {
 	var o options
-	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds (each runs every workload in every setup it applies to)")
+	flag.IntVar(&o.rounds, "rounds", 5, "interleaved rounds (each runs every workload in every setup it applies to)")
 	flag.IntVar(&o.pods, "pods", 1000, "Pods the client creates per run of the pods and fix workloads")
 	flag.IntVar(&o.c, "c", 50, "concurrent creates of the client")
 	flag.IntVar(&o.replicas, "replicas", 2000, "replicas of the rollout workload's Deployment (the replicaset controller creates at most 500 per sync: 2,000 take several syncs, so that a round outlasts the controllers' slow start)")
