@@ -3,6 +3,7 @@ package mutation
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -27,7 +28,8 @@ func decodeJSON(data []byte) (any, error) {
 // changes: the API server sets them before it calls the mutating webhooks, they are often
 // the biggest part of an object, and a patch must never touch them. Any difference there
 // between two documents is the typed round trip's own, which the patch leaves out anyway
-// (see Apply), so the documents' diff only saves building it.
+// (see Apply), so the documents' diff only saves building it. diffJSON decodes a document
+// so when it cannot compare the two lazily.
 func decodeObject(data []byte) (any, error) {
 	return decodePruned(data, []string{"metadata", "managedFields"})
 }
@@ -158,7 +160,8 @@ func diffValues(a, b any) []jsonpatch.Operation {
 type differ struct {
 	tokens []string
 	ops    []jsonpatch.Operation
-	dec    *jsontext.Decoder // diffJSON's, reused for every object and array it reads
+	dec    *jsontext.Decoder // diffLazily's, reused for every value it reads
+	budget int               // the bytes diffLazily may still read
 }
 
 // emit records an operation at the current member.
@@ -298,26 +301,48 @@ func EncodePatch(ops []jsonpatch.Operation) ([]byte, error) {
 // where a fix changed it (an API server's encoding of the same types round-trips byte for
 // byte), so the comparison costs little more than reading both documents once.
 //
-// A document the tokenizer refuses (invalid UTF-8, malformed JSON) is compared as
-// decodePruned reads it, a.data decoded once for all the calls that need it. Time is
-// linear in the size of the documents times their depth.
+// Where diffLazily gives up (documents of two encoders, something the tokenizer refuses, a
+// deep difference over its budget) both are decoded as decodePruned reads them, a.data once
+// for all the calls that need it. Time and memory are linear in the size of the documents.
 func diffJSON(a *document, b []byte) ([]jsonpatch.Operation, error) {
-	d := differ{}
-	// Documents of two kinds are read whole, so that what decodePruned refuses is refused;
-	// so are objects that begin with different members, which two encoders wrote (see
-	// rawObjects), without a first scan.
-	if rawKind(a.data) != rawKind(b) || firstName(a.data) != firstName(b) || d.raw(a.data, b, a.prune) != nil {
-		at, err := a.decodedTree()
-		if err != nil {
-			return nil, err
-		}
-		bt, err := decodePruned(b, a.prune)
-		if err != nil {
-			return nil, err
-		}
-		return diffValues(at, bt), nil
+	if ops, ok := diffLazily(a, b); ok {
+		return ops, nil
 	}
-	return d.ops, nil
+	at, err := a.decodedTree()
+	if err != nil {
+		return nil, err
+	}
+	bt, err := decodePruned(b, a.prune)
+	if err != nil {
+		return nil, err
+	}
+	return diffValues(at, bt), nil
+}
+
+// lazyScanFactor bounds diffLazily's work: it gives up once it has read this many times the
+// two documents' bytes. A value is read again for each enclosing value that differs, so a
+// document nested deep (metav1.FieldsV1 is free-form JSON, in every pod template's
+// managedFields) and differing at the bottom would otherwise cost its size times its depth.
+// An API server's Pod or workload that needs fixes takes 3–4 times its size.
+const lazyScanFactor = 8
+
+// errLazyBudget ends a lazy comparison that reached its budget.
+var errLazyBudget = errors.New("lazy comparison over budget")
+
+// diffLazily is diffJSON's comparison of raw values. It reports false, with no operations,
+// when it cannot stand for decoding both documents: when they are of two kinds or begin
+// with different members (written by two encoders: see rawObjects), when the tokenizer
+// refuses something (so that what decodePruned refuses is refused), or when it would read
+// more than lazyScanFactor times their bytes.
+func diffLazily(a *document, b []byte) ([]jsonpatch.Operation, bool) {
+	if rawKind(a.data) != rawKind(b) || firstName(a.data) != firstName(b) {
+		return nil, false
+	}
+	d := differ{budget: lazyScanFactor * (len(a.data) + len(b))}
+	if err := d.raw(a.data, b, a.prune); err != nil {
+		return nil, false
+	}
+	return d.ops, true
 }
 
 // document is a JSON document compared by diffJSON, without the member at the path of
@@ -384,11 +409,11 @@ func (d *differ) raw(a, b []byte, prune []string) error {
 	case '[':
 		return d.rawArrays(a, b)
 	}
-	av, err := decodeJSON(a) // a null, too, is read: the document may be no JSON at all
+	av, err := d.scalar(a) // a null, too, is read: the document may be no JSON at all
 	if err != nil {
 		return err
 	}
-	bv, err := decodeJSON(b)
+	bv, err := d.scalar(b)
 	if err != nil {
 		return err
 	}
@@ -396,6 +421,32 @@ func (d *differ) raw(a, b []byte, prune []string) error {
 		d.emit("replace", bv)
 	}
 	return nil
+}
+
+// scalar decodes the JSON null, string, boolean or number v as decodeJSON does, with d's
+// decoder.
+func (d *differ) scalar(v []byte) (any, error) {
+	if d.budget -= len(v); d.budget < 0 {
+		return nil, errLazyBudget
+	}
+	dec := d.decoder(v)
+	if dec.PeekKind() == '0' {
+		n, err := dec.ReadValue()
+		return json.Number(n), err
+	}
+	t, err := dec.ReadToken()
+	if err != nil {
+		return nil, err
+	}
+	switch t.Kind() {
+	case 'n':
+		return nil, nil
+	case 't', 'f':
+		return t.Bool(), nil
+	case '"':
+		return t.String(), nil
+	}
+	return nil, fmt.Errorf("unexpected %v", t)
 }
 
 func (d *differ) rawObjects(a, b []byte, prune []string) error {
@@ -505,6 +556,9 @@ func (d *differ) decoder(v []byte) *jsontext.Decoder {
 // that spell it, and their names in order; of duplicate names the last wins, as with
 // encoding/json.
 func (d *differ) rawMembers(v []byte) (map[string][]byte, []string, error) {
+	if d.budget -= len(v); d.budget < 0 {
+		return nil, nil, errLazyBudget
+	}
 	dec := d.decoder(v)
 	if _, err := dec.ReadToken(); err != nil {
 		return nil, nil, err
@@ -550,6 +604,9 @@ func sameOrder(a, b []string, bm map[string][]byte) bool {
 
 // rawElements returns the elements of the JSON array v, each as the bytes of v that spell it.
 func (d *differ) rawElements(v []byte) ([][]byte, error) {
+	if d.budget -= len(v); d.budget < 0 {
+		return nil, errLazyBudget
+	}
 	dec := d.decoder(v)
 	if _, err := dec.ReadToken(); err != nil {
 		return nil, err

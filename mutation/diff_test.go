@@ -368,6 +368,9 @@ func TestDiffValuesMatchesCreatePatch(t *testing.T) {
 		// As the API server sends it (its members in Go field order, as the fixed object's):
 		// diffJSON descends lazily, comparing raw values.
 		assertDiffLikeCreatePatch(t, name+" encoded as the API server does, fixed", same, current)
+		if _, lazy := diffLazily(&document{data: same, prune: []string{"metadata", "managedFields"}}, current); !lazy {
+			t.Errorf("%s: diffJSON decodes both documents whole, though they were written alike", name)
+		}
 	}
 }
 
@@ -437,6 +440,30 @@ func TestDiffJSON(t *testing.T) {
 		if ops, err := diffJSON(&document{data: []byte(p[0]), prune: []string{"metadata", "managedFields"}}, []byte(p[1])); err != nil || len(ops) != 0 {
 			t.Errorf("diffJSON(%s, %s) = %v, %v; want no operation", p[0], p[1], ops, err)
 		}
+	}
+}
+
+// TestDiffJSONDeepDifference: a difference at the bottom of a deep document (here one space
+// in the free-form JSON of a pod template's managedFields, which loomguard's encoding
+// drops) would make the lazy comparison read every enclosing value again; it gives up
+// within its budget instead, and the documents are decoded whole, to the same operations.
+func TestDiffJSONDeepDifference(t *testing.T) {
+	const depth = 2000
+	nested := func(leaf string) string {
+		return strings.Repeat(`{"a":`, depth) + leaf + strings.Repeat(`}`, depth)
+	}
+	doc := func(leaf, label string) []byte {
+		return []byte(`{"kind":"Deployment","spec":{"template":{"metadata":{"labels":{"app":"` + label +
+			`"},"managedFields":[{"fieldsV1":` + nested(leaf) + `}]}}}}`)
+	}
+	a, b := doc(`"x" `, "a"), doc(`"x"`, "b")
+	if _, lazy := diffLazily(&document{data: a}, b); lazy {
+		t.Errorf("the lazy comparison read a %d-deep difference to the end", depth)
+	}
+	assertDiffJSONLikeDiffValues(t, "deep", a, b, nil)
+	ops, err := diffJSON(&document{data: a}, b)
+	if err != nil || len(ops) != 1 || ops[0].Path != "/spec/template/metadata/labels/app" {
+		t.Errorf("diffJSON = %v, %v; want the label's replace alone", ops, err)
 	}
 }
 

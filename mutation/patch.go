@@ -74,9 +74,8 @@ func Unfixable(w *policies.Workload) string {
 // raw is compared with the fixed object's encoding and, unless it encodes to raw itself,
 // with the round trip's (diffJSON), each without metadata.managedFields, which no fix
 // touches: only the members and elements that the two spell differently are decoded, the
-// rest is scanned. Time is linear in the size of raw times the depth of the object's Go
-// types (a member is rescanned once per enclosing value that differs; values only one
-// document has are not descended into); memory is linear in the size of raw.
+// rest is scanned. Time and memory are linear in the size of raw: the scanning is bounded
+// to a multiple of it, past which both documents are decoded whole.
 func Apply(e *policies.Engine, w *policies.Workload, raw []byte, namespace string) (Result, error) {
 	original := w.Object.DeepCopyObject()
 	fixed := e.Mutate(w, namespace)
@@ -91,8 +90,8 @@ func Apply(e *policies.Engine, w *policies.Workload, raw []byte, namespace strin
 	if err != nil {
 		return Result{}, fmt.Errorf("encoding fixed %s: %w", w.Kind.Kind, err)
 	}
-	// raw is compared with both encodings, managedFields left out (decodeObject), decoding
-	// only where they differ.
+	// raw is compared with both encodings, metadata.managedFields left out, decoding only
+	// where they differ (diffJSON).
 	doc := &document{data: raw, prune: []string{"metadata", "managedFields"}}
 	ops, err := diffJSON(doc, current)
 	if err != nil {
