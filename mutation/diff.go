@@ -429,24 +429,7 @@ func (d *differ) scalar(v []byte) (any, error) {
 	if d.budget -= len(v); d.budget < 0 {
 		return nil, errLazyBudget
 	}
-	dec := d.decoder(v)
-	if dec.PeekKind() == '0' {
-		n, err := dec.ReadValue()
-		return json.Number(n), err
-	}
-	t, err := dec.ReadToken()
-	if err != nil {
-		return nil, err
-	}
-	switch t.Kind() {
-	case 'n':
-		return nil, nil
-	case 't', 'f':
-		return t.Bool(), nil
-	case '"':
-		return t.String(), nil
-	}
-	return nil, fmt.Errorf("unexpected %v", t)
+	return readJSON(d.decoder(v), nil)
 }
 
 func (d *differ) rawObjects(a, b []byte, prune []string) error {

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 )
 
 // mapSetup is the setup whose only admission is mutatingAdmissionPolicy.
@@ -95,15 +94,15 @@ spec:
 
 // decodeMAP returns the policy, with fixed as its annotation value, and its binding.
 func decodeMAP(fixed string) (*admissionregistrationv1.MutatingAdmissionPolicy, *admissionregistrationv1.MutatingAdmissionPolicyBinding, error) {
-	var p admissionregistrationv1.MutatingAdmissionPolicy
-	if err := yaml.UnmarshalStrict([]byte(fmt.Sprintf(mutatingAdmissionPolicy, fixed)), &p); err != nil {
-		return nil, nil, fmt.Errorf("decoding the MutatingAdmissionPolicy: %w", err)
+	p, err := decodeStrict[admissionregistrationv1.MutatingAdmissionPolicy](fmt.Sprintf(mutatingAdmissionPolicy, fixed))
+	if err != nil {
+		return nil, nil, err
 	}
-	var b admissionregistrationv1.MutatingAdmissionPolicyBinding
-	if err := yaml.UnmarshalStrict([]byte(mutatingAdmissionPolicyBinding), &b); err != nil {
-		return nil, nil, fmt.Errorf("decoding the MutatingAdmissionPolicyBinding: %w", err)
+	b, err := decodeStrict[admissionregistrationv1.MutatingAdmissionPolicyBinding](mutatingAdmissionPolicyBinding)
+	if err != nil {
+		return nil, nil, err
 	}
-	return &p, &b, nil
+	return p, b, nil
 }
 
 // applyMAP creates the policy and its binding when want, else deletes them.

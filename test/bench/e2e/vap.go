@@ -127,13 +127,22 @@ spec:
 `
 
 func decodeVAP() (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding, error) {
-	var p admissionregistrationv1.ValidatingAdmissionPolicy
-	if err := yaml.UnmarshalStrict([]byte(validatingAdmissionPolicy), &p); err != nil {
-		return nil, nil, fmt.Errorf("decoding the ValidatingAdmissionPolicy: %w", err)
+	p, err := decodeStrict[admissionregistrationv1.ValidatingAdmissionPolicy](validatingAdmissionPolicy)
+	if err != nil {
+		return nil, nil, err
 	}
-	var b admissionregistrationv1.ValidatingAdmissionPolicyBinding
-	if err := yaml.UnmarshalStrict([]byte(validatingAdmissionPolicyBinding), &b); err != nil {
-		return nil, nil, fmt.Errorf("decoding the ValidatingAdmissionPolicyBinding: %w", err)
+	b, err := decodeStrict[admissionregistrationv1.ValidatingAdmissionPolicyBinding](validatingAdmissionPolicyBinding)
+	if err != nil {
+		return nil, nil, err
 	}
-	return &p, &b, nil
+	return p, b, nil
+}
+
+// decodeStrict decodes the YAML doc into a T, refusing unknown and duplicate fields.
+func decodeStrict[T any](doc string) (*T, error) {
+	var v T
+	if err := yaml.UnmarshalStrict([]byte(doc), &v); err != nil {
+		return nil, fmt.Errorf("decoding the %T: %w", v, err)
+	}
+	return &v, nil
 }
