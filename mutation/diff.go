@@ -295,9 +295,9 @@ func EncodePatch(ops []jsonpatch.Operation) ([]byte, error) {
 // diffJSON returns the operations that turn document a into the JSON document b, both
 // without the member at the path of member names a.prune (none when it is empty): the
 // operations of diffValues(decodePruned(a.data, a.prune), decodePruned(b, a.prune)), with
-// their values decoded as decodeJSON decodes them. It decodes only where the two documents differ: an object's
-// members and an array's elements are read as raw values, and a value spelled alike in both
-// is skipped unread. A fixed object's encoding differs from the API server's original only
+// their values decoded as decodeJSON decodes them. It decodes only where the two documents
+// differ: an object's members and an array's elements are read as raw values, and a value
+// spelled alike in both is skipped unread. A fixed object's encoding differs from the API server's original only
 // where a fix changed it (an API server's encoding of the same types round-trips byte for
 // byte), so the comparison costs little more than reading both documents once.
 //
