@@ -85,12 +85,7 @@ metadata:
 spec:
   policyName: ` + mapName + `
   matchResources:
-    namespaceSelector:
-      matchExpressions:
-        - key: kubernetes.io/metadata.name
-          operator: NotIn
-          values: [kube-system, kube-public, kube-node-lease, loomguard-system]
-`
+` + governedNamespaceSelector
 
 // decodeMAP returns the policy, with fixed as its annotation value, and its binding.
 func decodeMAP(fixed string) (*admissionregistrationv1.MutatingAdmissionPolicy, *admissionregistrationv1.MutatingAdmissionPolicyBinding, error) {

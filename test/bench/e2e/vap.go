@@ -119,7 +119,11 @@ spec:
   policyName: ` + vapName + `
   validationActions: [Deny]
   matchResources:
-    namespaceSelector:
+` + governedNamespaceSelector
+
+// governedNamespaceSelector is a binding's matchResources.namespaceSelector, indented for
+// it: the namespaces loomguard's webhooks govern (manifests/base/webhook-configurations.yaml).
+const governedNamespaceSelector = `    namespaceSelector:
       matchExpressions:
         - key: kubernetes.io/metadata.name
           operator: NotIn
