@@ -50,6 +50,12 @@ func (c *Cluster) LoomguardMetricsURL() string {
 	return "http://" + hostPort(c.lg.metricsPort) + "/metrics"
 }
 
+// LoomguardServingCertificate is loomguard's serving certificate and key (for 127.0.0.1,
+// signed by LoomguardCAPEM), for a test's own webhook server on loopback.
+func (c *Cluster) LoomguardServingCertificate() (tls.Certificate, error) {
+	return tls.LoadX509KeyPair(filepath.Join(c.lg.certDir, "tls.crt"), filepath.Join(c.lg.certDir, "tls.key"))
+}
+
 // LoomguardCAPEM is the PEM certificate of the CA that signed loomguard's serving
 // certificate: the webhooks' caBundle.
 func (c *Cluster) LoomguardCAPEM() []byte { return bytes.Clone(c.lg.caPEM) }

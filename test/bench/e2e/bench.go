@@ -150,7 +150,7 @@ func newBench(ctx context.Context, c *cluster.Cluster, o options, setups []strin
 		return nil, err
 	}
 	if slices.Contains(setups, staticPatchSetup) {
-		if b.staticPatch, err = startStaticPatch(ctx); err != nil {
+		if b.staticPatch, err = startStaticPatch(ctx, c); err != nil {
 			return nil, err
 		}
 	}

@@ -3,18 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -29,6 +22,7 @@ import (
 
 	"github.com/loomguard/loomguard/mutation"
 	"github.com/loomguard/loomguard/policies"
+	"github.com/loomguard/loomguard/test/cluster"
 )
 
 // staticPatchSetup is the setup whose only admission is staticPatch: the least a mutating
@@ -55,19 +49,21 @@ const maxStaticReviewBytes = 1 << 20
 // reading each review, and a constant answer) is the benchmark process's, which the CPU
 // columns leave out; it competes for the same cores as loomguard's would.
 type staticPatch struct {
-	caPEM   []byte // the self-signed certificate the API server trusts
+	caPEM   []byte // the CA the API server trusts for it
 	url     string // https://127.0.0.1:<port>/mutate
 	reviews atomic.Int64
 	srv     *http.Server
 	patch   atomic.Pointer[[]byte] // the JSON patch (RFC 6902), computed from the first review
 }
 
-// startStaticPatch serves the webhook on a loopback port until ctx ends.
-func startStaticPatch(ctx context.Context) (*staticPatch, error) {
-	cert, caPEM, err := selfSigned()
+// startStaticPatch serves the webhook on a loopback port until ctx ends, with loomguard's
+// serving certificate (the API server trusts its CA, LoomguardCAPEM).
+func startStaticPatch(ctx context.Context, c *cluster.Cluster) (*staticPatch, error) {
+	cert, err := c.LoomguardServingCertificate()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the static-patch webhook's certificate: %w", err)
 	}
+	caPEM := c.LoomguardCAPEM()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("listening for the static-patch webhook: %w", err)
@@ -121,29 +117,6 @@ func podJSON(pod *corev1.Pod) ([]byte, error) {
 	}
 	p.Namespace = namespace
 	return json.Marshal(p)
-}
-
-// selfSigned returns a P-256 certificate for 127.0.0.1, valid for a day, and its PEM.
-func selfSigned() (tls.Certificate, []byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: staticPatchName},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:         true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("creating the static-patch webhook's certificate: %w", err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }
 
 // serveHTTP answers a review with the patch and the review's uid. Only the fix Pods are sent
