@@ -308,7 +308,7 @@ func (b *bench) waitInForce(ctx context.Context, setup string) error {
 		}
 		reviewed := after > before
 		msg := fmt.Sprint(createErr)
-		if setup == staticPatchSetup || setup == mapSetup {
+		if isFixer(setup) {
 			fixErr, err := b.fixInForce(ctx)
 			if err != nil {
 				return err
@@ -353,11 +353,9 @@ func (b *bench) waitNothingFixes(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
-		p := b.fix.DeepCopy()
-		p.Name = "bench-in-force"
-		created, err := b.client.CoreV1().Pods(namespace).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		created, err := b.dryRunFixPod(ctx)
 		if err != nil {
-			return fmt.Errorf("dry-run creating the fix Pod: %w", err)
+			return err
 		}
 		if _, fixed := created.Annotations[fixedAnnotation]; !fixed {
 			return nil
@@ -373,13 +371,22 @@ func (b *bench) waitNothingFixes(ctx context.Context) error {
 // fixInForce dry-run creates the fix Pod and returns how it differs from loomguard's fix of
 // it (checkFixedPod), nil when it does not.
 func (b *bench) fixInForce(ctx context.Context) (mismatch, err error) {
+	created, err := b.dryRunFixPod(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return b.checkFixedPod(created), nil
+}
+
+// dryRunFixPod dry-run creates the fix Pod and returns it as the API server would store it.
+func (b *bench) dryRunFixPod(ctx context.Context) (*corev1.Pod, error) {
 	p := b.fix.DeepCopy()
 	p.Name = "bench-in-force"
 	created, err := b.client.CoreV1().Pods(namespace).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 	if err != nil {
 		return nil, fmt.Errorf("dry-run creating the fix Pod: %w", err)
 	}
-	return b.checkFixedPod(created), nil
+	return created, nil
 }
 
 // reviewsOf dry-run creates a Pod and reports whether loomguard was sent a review of it.
