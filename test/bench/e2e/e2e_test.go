@@ -190,3 +190,40 @@ func TestWaitsForNothingFixing(t *testing.T) {
 		}
 	}
 }
+
+func TestParseProcStat(t *testing.T) {
+	// proc(5): cpu user nice system idle iowait irq softirq steal guest guest_nice
+	stat := "cpu  100 20 30 5000 400 5 6 7 50 0\ncpu0 50 10 15 2500 200 2 3 3 25 0\nintr 1 2 3\n"
+	got, err := parseProcStat(stat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 1680 * time.Millisecond; got != want {
+		t.Errorf("parseProcStat = %s, want %s (168 busy ticks: idle, iowait and guest not counted)", got, want)
+	}
+	for _, bad := range []string{"cpu0 1 2 3 4 5 6 7 8\n", "cpu 1 2 3\n", "cpu 1 x 3 4 5 6 7 8\n", ""} {
+		if _, err := parseProcStat(bad); err == nil {
+			t.Errorf("parseProcStat(%q): no error", bad)
+		}
+	}
+	if _, err := machineBusy(); err != nil {
+		t.Errorf("machineBusy: %v", err)
+	}
+}
+
+func TestBusyCores(t *testing.T) {
+	for _, tc := range []struct {
+		before, after, wall time.Duration
+		want                float64
+	}{
+		{0, 500 * time.Millisecond, time.Second, 0.5},
+		{time.Second, 3 * time.Second, time.Second, 2},
+		{time.Second, time.Second, time.Second, 0},
+		{2 * time.Second, time.Second, time.Second, 0}, // a reading that went back
+		{0, time.Second, 0, 0},
+	} {
+		if got := busyCores(tc.before, tc.after, tc.wall); got != tc.want {
+			t.Errorf("busyCores(%s, %s, %s) = %g, want %g", tc.before, tc.after, tc.wall, got, tc.want)
+		}
+	}
+}

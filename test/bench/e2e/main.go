@@ -51,6 +51,11 @@
 // The CPU per Pod is taken when the run ends, not the profile; the profiling itself costs
 // the processes a little CPU, so compare CPU figures from runs without -profile-dir.
 //
+// Before each measured run it waits, at most 30 s, until fewer than -settle-cores cores of
+// the machine are busy (all processes, from /proc/stat), and says so when it waited longer
+// than 2 s or gave up: what the last run left behind, or other work on the shared machine,
+// is then not measured with the next run.
+//
 // For every run it prints throughput, p50 and p99, failed creates, loomguard reviews per Pod
 // and the CPU time per created Pod of each process (kube-apiserver, loomguard, etcd,
 // kube-controller-manager), from /proc/<pid>/stat utime+stime deltas. Last it prints, per
@@ -91,6 +96,7 @@ type options struct {
 	profileDir  string
 	profileSecs int
 	lgArgs      string
+	settleCores float64
 }
 
 func main() {
@@ -108,6 +114,7 @@ func main() {
 	flag.StringVar(&o.lgArgs, "loomguard-args", "", "space-separated flags added to loomguard's command line in every loomguard setup (e.g. --max-in-flight=32)")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "write CPU profiles of loomguard (run with --pprof-bind-address on loopback) and of kube-apiserver (run with --profiling) for each run to this directory")
 	flag.IntVar(&o.profileSecs, "profile-seconds", 3, "length of each CPU profile, from the start of the run")
+	flag.Float64Var(&o.settleCores, "settle-cores", 0.25, "before each measured run, wait (at most 30 s) until fewer than this many cores of the machine are busy over a second; 0 does not wait")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, o)
@@ -120,8 +127,9 @@ func main() {
 
 func run(ctx context.Context, o options) error {
 	if o.rounds < 1 || o.rounds > 20 || o.pods < 1 || o.pods > 10_000 || o.c < 1 || o.c > 500 ||
-		o.replicas < 1 || o.replicas > 2_000 || o.warmup < 0 || o.warmup > 10_000 || o.profileSecs < 1 || o.profileSecs > 60 {
-		return fmt.Errorf("out of bounds: -rounds 1..20, -pods 1..10000, -c 1..500, -replicas 1..2000, -warmup 0..10000, -profile-seconds 1..60")
+		o.replicas < 1 || o.replicas > 2_000 || o.warmup < 0 || o.warmup > 10_000 || o.profileSecs < 1 || o.profileSecs > 60 ||
+		!(o.settleCores >= 0 && o.settleCores <= 64) {
+		return fmt.Errorf("out of bounds: -rounds 1..20, -pods 1..10000, -c 1..500, -replicas 1..2000, -warmup 0..10000, -profile-seconds 1..60, -settle-cores 0..64")
 	}
 	setups, err := parseList(o.setups, setupNames())
 	if err != nil {

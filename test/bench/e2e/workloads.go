@@ -82,6 +82,15 @@ func (r result) print() {
 // runWorkload runs one workload in the setup in force and cleans up after it.
 func (b *bench) runWorkload(ctx context.Context, workload, setup string, round int) (result, error) {
 	r := result{workload: workload, setup: setup, round: round}
+	waited, busy, err := b.settle(ctx)
+	if err != nil {
+		return r, err
+	}
+	if waited >= settleMax {
+		b.logf("round %d, %s, %s: the machine is still busy after %s (%.2f cores); measuring anyway", round, workload, setup, settleMax, busy)
+	} else if waited > 2*settleWindow {
+		b.logf("round %d, %s, %s: waited %.0f s for the machine to settle", round, workload, setup, waited.Seconds())
+	}
 	reviews0, err := b.reviews(ctx, setup)
 	if err != nil {
 		return r, err
