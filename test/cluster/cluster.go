@@ -62,6 +62,9 @@ type Config struct {
 	// ControllerManagerArgs are appended to kube-controller-manager's command line (a later
 	// flag wins), e.g. a higher --kube-api-qps for load tests.
 	ControllerManagerArgs []string
+	// DisabledControllers are kube-controller-manager's controllers (by their --controllers
+	// names) turned off besides those the harness turns off.
+	DisabledControllers []string
 	// APIServerArgs are appended to kube-apiserver's command line (a later flag wins), e.g.
 	// --profiling=true for a benchmark that profiles it.
 	APIServerArgs []string

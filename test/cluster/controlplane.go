@@ -347,7 +347,7 @@ func (c *Cluster) waitAPIServer(ctx context.Context) error {
 // startControllerManager starts kube-controller-manager with its own kubeconfig.
 func (c *Cluster) startControllerManager(pki *pkiFiles) error {
 	controllers := "*"
-	for _, name := range disabledControllers() {
+	for _, name := range append(disabledControllers(), c.cfg.DisabledControllers...) {
 		controllers += ",-" + name
 	}
 	args := []string{

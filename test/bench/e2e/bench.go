@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/loomguard/loomguard/audit"
+	"github.com/loomguard/loomguard/policies"
 	"github.com/loomguard/loomguard/test/cluster"
 )
 
@@ -111,8 +113,9 @@ type bench struct {
 	loomguardArgs []string // the flags loomguard runs with now
 	pprofAddr     string   // loomguard's --pprof-bind-address with -profile-dir, else ""
 
-	staticPatch *staticPatch // the static-patch setup's webhook, when it is one of the setups
-	setup       string       // the setup in force, "" while switching
+	lgConfig    *policies.Config // loomguard's config, for the vap-conditions setup
+	staticPatch *staticPatch     // the static-patch setup's webhook, when it is one of the setups
+	setup       string           // the setup in force, "" while switching
 }
 
 func newBench(ctx context.Context, c *cluster.Cluster, o options, setups []string, logf func(string, ...any)) (*bench, error) {
@@ -158,6 +161,15 @@ func newBench(ctx context.Context, c *cluster.Cluster, o options, setups []strin
 	if err := b.restartLoomguard(ctx, nil); err != nil {
 		return nil, err
 	}
+	data, err := os.ReadFile(c.LoomguardConfigPath())
+	if err != nil {
+		return nil, fmt.Errorf("reading loomguard's config: %w", err)
+	}
+	lgConfig, errs := policies.LoadConfig(data)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("loomguard's config %s: %w", c.LoomguardConfigPath(), errs.ToAggregate())
+	}
+	b.lgConfig = lgConfig
 	return b, nil
 }
 
@@ -190,8 +202,20 @@ func (b *bench) restartLoomguard(ctx context.Context, args []string) error {
 	return nil
 }
 
+// vapPolicyName is the name of the ValidatingAdmissionPolicy, and of its binding, that is a
+// setup's only admission; "" for the setups that have none.
+func vapPolicyName(setup string) string {
+	switch setup {
+	case "vap":
+		return vapName
+	case conditionsVAPSetup:
+		return conditionsVAPName
+	}
+	return ""
+}
+
 func setupNames() []string {
-	return []string{"none", "vap", "loomguard", "loomguard-no-mc", "loomguard-http1", "loomguard-http2", mapSetup, staticPatchSetup}
+	return []string{"none", "vap", conditionsVAPSetup, "loomguard", "loomguard-no-mc", "loomguard-http1", "loomguard-http2", mapSetup, staticPatchSetup}
 }
 
 // isFixer says whether a setup fixes the fix Pod without loomguard.
@@ -211,13 +235,16 @@ func waitsForNothingFixing(prev, next string) bool {
 // webhooks called or not, the policy denying or not.
 func (b *bench) apply(ctx context.Context, setup string) error {
 	ar := b.c.Clientset().AdmissionregistrationV1()
-	wantVAP := setup == "vap"
 	wantLoomguard := strings.HasPrefix(setup, "loomguard")
-	if !wantVAP {
-		if err := ar.ValidatingAdmissionPolicyBindings().Delete(ctx, vapName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+	for _, s := range []string{"vap", conditionsVAPSetup} {
+		name := vapPolicyName(s)
+		if s == setup {
+			continue
+		}
+		if err := ar.ValidatingAdmissionPolicyBindings().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
-		if err := ar.ValidatingAdmissionPolicies().Delete(ctx, vapName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		if err := ar.ValidatingAdmissionPolicies().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
 	}
@@ -251,8 +278,11 @@ func (b *bench) apply(ctx context.Context, setup string) error {
 			return err
 		}
 	}
-	if wantVAP {
+	if vapPolicyName(setup) != "" {
 		p, bind, err := decodeVAP()
+		if setup == conditionsVAPSetup {
+			p, bind, err = conditionsVAP(b.lgConfig)
+		}
 		if err != nil {
 			return err
 		}
@@ -333,7 +363,7 @@ func (b *bench) waitInForce(ctx context.Context, setup string) error {
 		wantCompliantReviewed := setup == "loomguard-no-mc"
 		switch {
 		case setup == "none" && createErr == nil && !reviewed,
-			setup == "vap" && strings.Contains(msg, vapName) && !reviewed,
+			vapPolicyName(setup) != "" && strings.Contains(msg, vapPolicyName(setup)) && !reviewed,
 			strings.HasPrefix(setup, "loomguard") && strings.Contains(msg, `admission webhook "validate.loomguard.io" denied`) && reviewed &&
 				compliantReviewed == wantCompliantReviewed:
 			return nil

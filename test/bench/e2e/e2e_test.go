@@ -1,14 +1,25 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/cel-go/common/types"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apiserver/pkg/admission"
+	"k8s.io/apiserver/pkg/admission/plugin/cel"
+	"k8s.io/apiserver/pkg/admission/plugin/policy/validating"
+	celconfig "k8s.io/apiserver/pkg/apis/cel"
+	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/cel/environment"
 	"sigs.k8s.io/yaml"
+
+	"github.com/loomguard/loomguard/policies"
 )
 
 func TestParseStatCPU(t *testing.T) {
@@ -224,6 +235,63 @@ func TestBusyCores(t *testing.T) {
 	} {
 		if got := busyCores(tc.before, tc.after, tc.wall); got != tc.want {
 			t.Errorf("busyCores(%s, %s, %s) = %g, want %g", tc.before, tc.after, tc.wall, got, tc.want)
+		}
+	}
+}
+
+// TestConditionsVAP evaluates the vap-conditions policy's validations as kube-apiserver
+// compiles and runs a ValidatingAdmissionPolicy's: the compliant Pod passes both (loomguard's
+// webhooks are called for neither); the fix Pod and the denied Pod fail both (both are
+// called).
+func TestConditionsVAP(t *testing.T) {
+	p, b, err := conditionsVAP(policies.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Name != conditionsVAPName || b.Spec.PolicyName != conditionsVAPName || p.Name != conditionsVAPName {
+		t.Errorf("policy %q, binding %q of policy %q; want all %q", p.Name, b.Name, b.Spec.PolicyName, conditionsVAPName)
+	}
+	exprs := make([]cel.ExpressionAccessor, len(p.Spec.Validations))
+	for i, v := range p.Spec.Validations {
+		exprs[i] = &validating.ValidationCondition{Expression: v.Expression}
+	}
+	if len(exprs) != 2 {
+		t.Fatalf("%d validations, want 2 (one per webhook)", len(exprs))
+	}
+	compiler := cel.NewConditionCompiler(environment.MustBaseEnvSet(environment.DefaultCompatibilityVersion()))
+	eval := compiler.CompileCondition(exprs, cel.OptionalVariableDeclarations{}, environment.StoredExpressions)
+	for _, tc := range []struct {
+		name string
+		yaml string
+		want []bool // validating webhook's, mutating webhook's
+	}{
+		{"compliant", compliantPodYAML, []bool{true, true}},
+		{"fix", fixPodYAML, []bool{false, false}},
+		{"denied", deniedPodYAML, []bool{false, false}}, // and has no security context to fix
+	} {
+		var pod corev1.Pod
+		if err := yaml.UnmarshalStrict([]byte(tc.yaml), &pod); err != nil {
+			t.Fatal(err)
+		}
+		pod.Name = "p"
+		gvk := corev1.SchemeGroupVersion.WithKind("Pod")
+		gvr := corev1.SchemeGroupVersion.WithResource("pods")
+		attr := admission.NewAttributesRecord(&pod, nil, gvk, namespace, pod.Name, gvr, "", admission.Create, nil, false, &user.DefaultInfo{Name: "bench"})
+		va, err := admission.NewVersionedAttributes(attr, gvk, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		results, _, err := eval.ForInput(context.Background(), va, cel.CreateAdmissionRequest(attr, metav1.GroupVersionResource(gvr), metav1.GroupVersionKind(gvk)), cel.OptionalVariableBindings{}, nil, celconfig.RuntimeCELCostBudget)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range results {
+			if r.Error != nil {
+				t.Fatalf("%s Pod, validation %d: %v", tc.name, i, r.Error)
+			}
+			if got := r.EvalResult == types.True; got != tc.want[i] {
+				t.Errorf("%s Pod, validation %d (%s): %t, want %t", tc.name, i, p.Spec.Validations[i].Message, got, tc.want[i])
+			}
 		}
 	}
 }

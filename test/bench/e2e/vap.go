@@ -2,9 +2,14 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/loomguard/loomguard/policies"
+	lgwebhook "github.com/loomguard/loomguard/webhook"
 )
 
 // vapName names the ValidatingAdmissionPolicy and its binding.
@@ -149,4 +154,57 @@ func decodeStrict[T any](doc string) (*T, error) {
 		return nil, fmt.Errorf("decoding the %T: %w", v, err)
 	}
 	return &v, nil
+}
+
+// conditionsVAPSetup is the setup whose only admission is conditionsVAP.
+const conditionsVAPSetup = "vap-conditions"
+
+// conditionsVAPName names conditionsVAP's policy and binding.
+const conditionsVAPName = "loomguard-conditions"
+
+// conditionsVAP returns a ValidatingAdmissionPolicy, and its binding to the governed
+// namespaces, that denies the Pods loomguard's webhooks' matchConditions under cfg do not
+// clear: one validation per webhook, the negation of the conjunction of its conditions (the
+// API server calls a webhook only when every one of them is true). It makes kube-apiserver
+// evaluate, in-tree and with no webhook, the very CEL that each Pod loomguard clears costs
+// it: the yardstick that tells what loomguard's checks cost from what its webhooks add. It
+// applies to Pods only (loomguard clears a workload's pod template too; the rollout's one
+// Deployment and ReplicaSet are nothing next to its Pods) and denies the fix Pod, which
+// both webhooks are called for.
+func conditionsVAP(cfg *policies.Config) (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding, error) {
+	fail := admissionregistrationv1.Fail
+	p := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: conditionsVAPName},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: &fail,
+			MatchConstraints: &admissionregistrationv1.MatchResources{
+				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+						Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
+					},
+				}},
+			},
+		},
+	}
+	for _, name := range []string{lgwebhook.ValidatingWebhookName, lgwebhook.MutatingWebhookName} {
+		conds := lgwebhook.WantMatchConditions(name, cfg)
+		if len(conds) == 0 {
+			return nil, nil, fmt.Errorf("loomguard's config gives webhook %s no matchConditions", name)
+		}
+		all := make([]string, len(conds))
+		for i, c := range conds {
+			all[i] = "(" + c.Expression + ")"
+		}
+		p.Spec.Validations = append(p.Spec.Validations, admissionregistrationv1.Validation{
+			Expression: "!(" + strings.Join(all, " && ") + ")",
+			Message:    "webhook " + name + "'s matchConditions do not clear the object",
+		})
+	}
+	b, err := decodeStrict[admissionregistrationv1.ValidatingAdmissionPolicyBinding](validatingAdmissionPolicyBinding)
+	if err != nil {
+		return nil, nil, err
+	}
+	b.Name, b.Spec.PolicyName = conditionsVAPName, conditionsVAPName
+	return p, b, nil
 }
