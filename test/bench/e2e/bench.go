@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -268,6 +269,13 @@ func (b *bench) apply(ctx context.Context, setup string) error {
 			return err
 		}
 	}
+	if old := vapPolicyName(b.setup); old != "" && b.setup != setup {
+		// The API server names only one of the policies that deny a request: the next
+		// setup's denial would not show that this one is still in force.
+		if err := b.waitPolicyGone(ctx, old); err != nil {
+			return err
+		}
+	}
 	b.setup = ""
 	if isFixer(setup) {
 		if setup == mapSetup {
@@ -279,9 +287,14 @@ func (b *bench) apply(ctx context.Context, setup string) error {
 		}
 	}
 	if vapPolicyName(setup) != "" {
-		p, bind, err := decodeVAP()
-		if setup == conditionsVAPSetup {
+		var p *admissionregistrationv1.ValidatingAdmissionPolicy
+		var bind *admissionregistrationv1.ValidatingAdmissionPolicyBinding
+		var err error
+		switch setup {
+		case conditionsVAPSetup:
 			p, bind, err = conditionsVAP(b.lgConfig)
+		default:
+			p, bind, err = decodeVAP()
 		}
 		if err != nil {
 			return err
@@ -320,8 +333,9 @@ func (b *bench) apply(ctx context.Context, setup string) error {
 }
 
 // waitInForce dry-runs the denied Pod until the answer is the setup's: allowed with no
-// loomguard review (none), denied by the policy with no loomguard review (vap), denied by
-// loomguard (loomguard*). The API server loads admission configuration asynchronously.
+// loomguard review (none), denied by the setup's policy with no loomguard review (vap,
+// vap-conditions), denied by loomguard (loomguard*). The API server loads admission
+// configuration asynchronously.
 func (b *bench) waitInForce(ctx context.Context, setup string) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
@@ -372,6 +386,24 @@ func (b *bench) waitInForce(ctx context.Context, setup string) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("setup %s not in force within a minute (%s)", setup, last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// waitPolicyGone dry-runs the denied Pod until no ValidatingAdmissionPolicy of the given
+// name denies it: the API server drops a deleted policy asynchronously.
+func (b *bench) waitPolicyGone(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		_, err := b.client.CoreV1().Pods(namespace).Create(ctx, b.denied, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil || !strings.Contains(err.Error(), "ValidatingAdmissionPolicy '"+name+"'") {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ValidatingAdmissionPolicy %s still denies a minute after its deletion", name)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

@@ -259,7 +259,8 @@ func TestConditionsVAP(t *testing.T) {
 		t.Fatalf("%d validations, want 2 (one per webhook)", len(exprs))
 	}
 	compiler := cel.NewConditionCompiler(environment.MustBaseEnvSet(environment.DefaultCompatibilityVersion()))
-	eval := compiler.CompileCondition(exprs, cel.OptionalVariableDeclarations{}, environment.StoredExpressions)
+	// As the API server compiles a policy when it is created.
+	eval := compiler.CompileCondition(exprs, cel.OptionalVariableDeclarations{}, environment.NewExpressions)
 	for _, tc := range []struct {
 		name string
 		yaml string

@@ -18,33 +18,38 @@ const (
 
 // settle waits, before a measured run, until the machine is quiet: fewer than
 // b.o.settleCores cores busy over one settleWindow, counting every process (/proc/stat),
-// so that what the last run left behind (a deleted rollout's 2,000 Pods, the Go runtimes'
-// garbage collection, etcd's compaction, other work on the shared machine) does not land in
-// the next run's CPU and throughput. It gives up after settleMax and says so; the run goes
-// on. It returns how long it waited and how busy the last window was, in cores.
-func (b *bench) settle(ctx context.Context) (time.Duration, float64, error) {
+// so that load present when a run starts (what the last run left behind: a deleted
+// rollout's 2,000 Pods, the Go runtimes' garbage collection; or other work on the shared
+// machine) is not measured with it. It gives up after settleMax; the run goes on. It
+// returns how long it waited, whether the machine settled, and how busy the last window
+// was, in cores.
+func (b *bench) settle(ctx context.Context) (waited time.Duration, settled bool, cores float64, err error) {
 	if b.o.settleCores <= 0 {
-		return 0, 0, nil
+		return 0, true, 0, nil
 	}
 	start := time.Now()
 	prev, err := machineBusy()
 	if err != nil {
-		return 0, 0, err
+		return 0, false, 0, fmt.Errorf("settling: %w", err)
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			return time.Since(start), 0, ctx.Err()
+			return time.Since(start), false, 0, ctx.Err()
 		case <-time.After(settleWindow):
 		}
 		now, err := machineBusy()
 		if err != nil {
-			return 0, 0, err
+			return 0, false, 0, fmt.Errorf("settling: %w", err)
 		}
-		cores := busyCores(prev, now, settleWindow)
+		cores = busyCores(prev, now, settleWindow)
 		prev = now
-		if waited := time.Since(start); cores < b.o.settleCores || waited >= settleMax {
-			return waited, cores, nil
+		waited = time.Since(start)
+		if cores < b.o.settleCores {
+			return waited, true, cores, nil
+		}
+		if waited >= settleMax {
+			return waited, false, cores, nil
 		}
 	}
 }

@@ -82,12 +82,12 @@ func (r result) print() {
 // runWorkload runs one workload in the setup in force and cleans up after it.
 func (b *bench) runWorkload(ctx context.Context, workload, setup string, round int) (result, error) {
 	r := result{workload: workload, setup: setup, round: round}
-	waited, busy, err := b.settle(ctx)
+	waited, settled, busy, err := b.settle(ctx)
 	if err != nil {
 		return r, err
 	}
-	if waited >= settleMax {
-		b.logf("round %d, %s, %s: the machine is still busy after %s (%.2f cores); measuring anyway", round, workload, setup, settleMax, busy)
+	if !settled {
+		b.logf("round %d, %s, %s: the machine is still busy after %.0f s (%.2f cores); measuring anyway", round, workload, setup, waited.Seconds(), busy)
 	} else if waited > 2*settleWindow {
 		b.logf("round %d, %s, %s: waited %.0f s for the machine to settle", round, workload, setup, waited.Seconds())
 	}
@@ -312,8 +312,8 @@ func podCreateLatencies(path string, offset int64, namespace, user string) ([]ti
 	return lat, failed, nil
 }
 
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat: 100 on every
-// Linux architecture Kubernetes runs on.
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat and of the CPU
+// times in /proc/stat: 100 on every Linux architecture Kubernetes runs on.
 const clockTicks = 100
 
 // cpuTimes reads utime+stime of every process of the control plane.
