@@ -65,7 +65,7 @@ bench: ## engine and handler benchmarks
 	go test -run '^$$' -bench . -benchmem ./policies ./webhook ./audit ./cmd/loomguard
 
 BENCH_E2E_FLAGS ?= -rounds 5
-bench-e2e: build tools ## what admission costs the API server: none vs in-tree policies vs loomguard with and without matchConditions vs a webhook that does no work, on the local control plane (≈ 12–30 min)
+bench-e2e: build tools ## what admission costs the API server: none vs in-tree policies vs loomguard with and without matchConditions vs a webhook that does no work, on the local control plane (≈ 11–30 min)
 	LOOMGUARD_BIN=$(BIN) go run ./test/bench/e2e $(BENCH_E2E_FLAGS)
 
 # The shared corpus script (shared/ beside the repository); bench-peers writes its corpus
