@@ -414,6 +414,13 @@ func (c *Cluster) WaitForServiceAccount(ctx context.Context, namespace, name str
 	})
 }
 
+// Poll calls check every pollInterval until it returns nil, timeout passes or ctx ends,
+// and stops at once when kube-apiserver or loomguard exits. Its error says what it waited
+// for and, after a timeout, what check last returned.
+func (c *Cluster) Poll(ctx context.Context, timeout time.Duration, what string, check func(context.Context) error) error {
+	return c.poll(ctx, timeout, what, []*process{c.apiserver, c.loomguardProcess()}, check)
+}
+
 // poll calls check every pollInterval until it returns nil, timeout passes, ctx ends or
 // one of procs exits.
 func (c *Cluster) poll(ctx context.Context, timeout time.Duration, what string, procs []*process, check func(context.Context) error) error {

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/loomguard/loomguard/policies"
 )
 
 const (
@@ -65,6 +67,20 @@ func (c *Cluster) LoomguardCAPEM() []byte { return bytes.Clone(c.lg.caPEM) }
 // loomguard ignores the certificate unless started with --client-ca-file set to this file
 // (SetLoomguardArgs); then it refuses every TLS client without one of this CA.
 func (c *Cluster) LoomguardClientCAFile() string { return c.lg.clientCAFile }
+
+// LoomguardPolicies decodes loomguard's --config file as loomguard does: the config in force
+// once loomguard has reloaded it.
+func (c *Cluster) LoomguardPolicies() (*policies.Config, error) {
+	data, err := os.ReadFile(c.lg.configPath)
+	if err != nil {
+		return nil, fmt.Errorf("reading loomguard's config: %w", err)
+	}
+	cfg, errs := policies.LoadConfig(data)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("loomguard's config %s: %w", c.lg.configPath, errs.ToAggregate())
+	}
+	return cfg, nil
+}
 
 // LoomguardConfigPath is loomguard's --config file. Write it with SetLoomguardConfig, which
 // waits until loomguard has reloaded it.

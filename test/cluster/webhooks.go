@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/loomguard/loomguard/policies"
 	lgwebhook "github.com/loomguard/loomguard/webhook"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -278,9 +277,9 @@ func probeDeployment() *appsv1.Deployment {
 // webhooks, so that what runs next (the e2e tests, make run's demo) meets the webhooks as a
 // cluster runs them.
 func (c *Cluster) waitMatchConditions(ctx context.Context) error {
-	cfg, errs := policies.LoadConfig([]byte(c.cfg.LoomguardConfig))
-	if len(errs) > 0 {
-		return fmt.Errorf("loomguard's config: %w", errs.ToAggregate())
+	cfg, err := c.LoomguardPolicies()
+	if err != nil {
+		return err
 	}
 	want := map[string][]admissionregistrationv1.MatchCondition{
 		mutatingWebhook:   lgwebhook.WantMatchConditions(lgwebhook.MutatingWebhookName, cfg),

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -162,15 +161,9 @@ func newBench(ctx context.Context, c *cluster.Cluster, o options, setups []strin
 	if err := b.restartLoomguard(ctx, nil); err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(c.LoomguardConfigPath())
-	if err != nil {
-		return nil, fmt.Errorf("reading loomguard's config: %w", err)
+	if b.lgConfig, err = c.LoomguardPolicies(); err != nil {
+		return nil, err
 	}
-	lgConfig, errs := policies.LoadConfig(data)
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("loomguard's config %s: %w", c.LoomguardConfigPath(), errs.ToAggregate())
-	}
-	b.lgConfig = lgConfig
 	return b, nil
 }
 
@@ -238,10 +231,10 @@ func (b *bench) apply(ctx context.Context, setup string) error {
 	ar := b.c.Clientset().AdmissionregistrationV1()
 	wantLoomguard := strings.HasPrefix(setup, "loomguard")
 	for _, s := range []string{"vap", conditionsVAPSetup} {
-		name := vapPolicyName(s)
 		if s == setup {
 			continue
 		}
+		name := vapPolicyName(s)
 		if err := ar.ValidatingAdmissionPolicyBindings().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
@@ -337,10 +330,7 @@ func (b *bench) apply(ctx context.Context, setup string) error {
 // vap-conditions), denied by loomguard (loomguard*). The API server loads admission
 // configuration asynchronously.
 func (b *bench) waitInForce(ctx context.Context, setup string) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	var last string
-	for {
+	return b.c.Poll(ctx, time.Minute, "setup "+setup+" to be in force", func(ctx context.Context) error {
 		before, err := b.loomguardReviews(ctx)
 		if err != nil {
 			return err
@@ -360,13 +350,7 @@ func (b *bench) waitInForce(ctx context.Context, setup string) error {
 			if fixErr == nil && createErr == nil && !reviewed {
 				return nil
 			}
-			last = fmt.Sprintf("dry run of the denied Pod: %s; loomguard reviewed it: %t; the fix Pod: %v", msg, reviewed, fixErr)
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("setup %s not in force within a minute (%s)", setup, last)
-			case <-time.After(200 * time.Millisecond):
-			}
-			continue
+			return fmt.Errorf("dry run of the denied Pod: %s; loomguard reviewed it: %t; the fix Pod: %v", msg, reviewed, fixErr)
 		}
 		// With its matchConditions in force (every loomguard setup but loomguard-no-mc),
 		// the API server no longer sends loomguard the compliant Pod.
@@ -382,52 +366,35 @@ func (b *bench) waitInForce(ctx context.Context, setup string) error {
 				compliantReviewed == wantCompliantReviewed:
 			return nil
 		}
-		last = fmt.Sprintf("dry run: %s; loomguard reviewed it: %t; reviewed the compliant Pod: %t", msg, reviewed, compliantReviewed)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("setup %s not in force within a minute (%s)", setup, last)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+		return fmt.Errorf("dry run: %s; loomguard reviewed it: %t; reviewed the compliant Pod: %t", msg, reviewed, compliantReviewed)
+	})
 }
 
 // waitPolicyGone dry-runs the denied Pod until no ValidatingAdmissionPolicy of the given
 // name denies it: the API server drops a deleted policy asynchronously.
 func (b *bench) waitPolicyGone(ctx context.Context, name string) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	for {
+	return b.c.Poll(ctx, time.Minute, "ValidatingAdmissionPolicy "+name+" to stop denying after its deletion", func(ctx context.Context) error {
 		_, err := b.client.CoreV1().Pods(namespace).Create(ctx, b.denied, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		if err == nil || !strings.Contains(err.Error(), "ValidatingAdmissionPolicy '"+name+"'") {
-			return nil
+		if err != nil && strings.Contains(err.Error(), "ValidatingAdmissionPolicy '"+name+"'") {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("ValidatingAdmissionPolicy %s still denies a minute after its deletion", name)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+		return nil
+	})
 }
 
 // waitNothingFixes dry-run creates the fix Pod until it comes back without the fixed
 // annotation: the API server drops admission configuration asynchronously.
 func (b *bench) waitNothingFixes(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	for {
+	return b.c.Poll(ctx, time.Minute, "nothing to fix the fix Pod once every fixing setup was removed", func(ctx context.Context) error {
 		created, err := b.dryRunFixPod(ctx)
 		if err != nil {
 			return err
 		}
-		if _, fixed := created.Annotations[fixedAnnotation]; !fixed {
-			return nil
+		if _, fixed := created.Annotations[fixedAnnotation]; fixed {
+			return errors.New("the fix Pod is still fixed")
 		}
-		select {
-		case <-ctx.Done():
-			return errors.New("the fix Pod is still fixed a minute after every fixing setup was removed")
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+		return nil
+	})
 }
 
 // fixInForce dry-run creates the fix Pod and returns how it differs from loomguard's fix of
@@ -564,18 +531,14 @@ func (b *bench) deletePods(ctx context.Context) error {
 
 func (b *bench) waitNoPods(ctx context.Context) error {
 	pods := b.c.Clientset().CoreV1().Pods(namespace)
-	for {
+	return b.c.Poll(ctx, 3*time.Minute, "the Pods of the last run to be gone", func(ctx context.Context) error {
 		list, err := pods.List(ctx, metav1.ListOptions{Limit: 1})
 		if err != nil {
 			return fmt.Errorf("listing the Pods: %w", err)
 		}
-		if len(list.Items) == 0 {
-			return nil
+		if len(list.Items) > 0 {
+			return errors.New("Pods left")
 		}
-		select {
-		case <-ctx.Done():
-			return errors.New("the Pods of the last run are not gone after 3 minutes")
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+		return nil
+	})
 }
